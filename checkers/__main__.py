@@ -1,0 +1,47 @@
+"""Command line: `python -m checkers build|execute|bench`."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m checkers", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build", help="regenerate notebooks/ and the checkpoints from solutions/")
+    build.add_argument("--check", action="store_true", help="change nothing; exit 1 if anything is stale")
+    execute = commands.add_parser("execute", help="run solution notebooks and store their outputs")
+    execute.add_argument("notebooks", nargs="*", help="solution notebooks (default: all)")
+    bench = commands.add_parser("bench", help="time every exercise's check on the reference solution")
+    bench.add_argument("--repeat", type=int, default=5, help="checks per exercise (default: 5)")
+    args = parser.parse_args(argv)
+
+    if args.command == "build":
+        from .build import BuildError, build as run_build
+
+        try:
+            changed = run_build(check=args.check)
+        except BuildError as error:
+            print(f"build failed: {error}", file=sys.stderr)
+            return 2
+        if args.check:
+            if changed:
+                print("stale (run `python -m checkers build`):\n  " + "\n  ".join(changed), file=sys.stderr)
+                return 1
+            print("notebooks/ and checkpoints are up to date")
+        else:
+            print("\n".join(f"wrote {p}" for p in changed) or "nothing to do: everything is up to date")
+        return 0
+    if args.command == "execute":
+        from .authoring import execute_solutions
+
+        return execute_solutions(args.notebooks)
+    if args.command == "bench":
+        from .bench import bench as run_bench
+
+        return run_bench(args.repeat)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

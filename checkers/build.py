@@ -1,0 +1,222 @@
+"""Derive everything learners get from `solutions/`, the course's one source.
+
+For each chapter `solutions/NN-topic.ipynb` the build writes:
+- `notebooks/NN-topic.ipynb`: solution regions replaced by a placeholder, outputs stripped,
+  hint and solution calls commented out, check cells locked, navigation cells added;
+- `checkers/checkpoints/NN-topic.json`: the project as it stood when the chapter starts,
+  and each file the chapter's `%%writefile` cells write (starter and solution versions);
+and `notebooks/index.ipynb`, listing every chapter by its first heading.
+
+Solution markers: lines between `# BEGIN SOLUTION` and `# END SOLUTION` become
+`...  # YOUR CODE HERE`; a line ending in `# SOLUTION` becomes `name = ...` (for an
+assignment), `return ...` (for a return) or disappears.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTER = re.compile(r"^\d\d-[a-z0-9-]+\.ipynb$")
+INDEX = "index.ipynb"
+BEGIN = re.compile(r"^(\s*)#\s*BEGIN SOLUTION\b")
+END = re.compile(r"^\s*#\s*END SOLUTION\b")
+ONE_LINE = re.compile(r"^(\s*)(.*?)\s*#\s*SOLUTION\s*$")
+ASSIGN = re.compile(r"^([A-Za-z_][\w.\[\]\"', ]*?)\s*(=|:[^=]+=)\s*\S")
+WRITEFILE = re.compile(r"^%%writefile\s+(\S+)\s*$")
+CHECK = re.compile(r"^\s*(ex\d+)\.check\(\)\s*$", re.M)
+REVEAL = re.compile(r"^(\s*)(ex\d+\.(?:hint|solution)\(.*\))\s*$", re.M)
+PLACEHOLDER = "...  # YOUR CODE HERE"
+KEPT_CELL_METADATA = ("tags", "editable", "deletable", "jupyter")
+KERNEL = {
+    "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+    "language_info": {"name": "python"},
+}
+
+
+class BuildError(Exception):
+    """The solutions cannot be built; the message says where and why."""
+
+
+@dataclass
+class Chapter:
+    name: str  # 00-welcome
+    title: str  # the first heading
+    learner: nbformat.NotebookNode
+    cells: list[dict]  # the files the chapter's %%writefile cells write
+
+
+def split_solution(source: str, where: str) -> tuple[str, str]:
+    """Return (starter, solution) versions of a cell's source."""
+    starter, solution, region = [], [], None
+    for number, line in enumerate(source.splitlines(), 1):
+        begin, end = BEGIN.match(line), END.match(line)
+        if begin:
+            if region is not None:
+                raise BuildError(f"{where}, line {number}: `# BEGIN SOLUTION` inside another solution region (opened on line {region})")
+            region = number
+            starter.append(begin.group(1) + PLACEHOLDER)
+        elif end:
+            if region is None:
+                raise BuildError(f"{where}, line {number}: `# END SOLUTION` without a `# BEGIN SOLUTION` before it")
+            region = None
+        elif region is not None:
+            solution.append(line)
+        elif one := ONE_LINE.match(line):
+            indent, code = one.groups()
+            solution.append(indent + code)
+            if assign := ASSIGN.match(code):
+                starter.append(f"{indent}{assign.group(1)} {assign.group(2)} {PLACEHOLDER}")
+            elif code.startswith("return"):
+                starter.append(f"{indent}return {PLACEHOLDER}")
+        else:
+            starter.append(line)
+            solution.append(line)
+    if region is not None:
+        raise BuildError(f"{where}, line {region}: `# BEGIN SOLUTION` has no matching `# END SOLUTION`")
+    return _join(starter, source), _join(solution, source)
+
+
+def _join(lines: list[str], original: str) -> str:
+    return "\n".join(lines) + ("\n" if original.endswith("\n") else "")
+
+
+def _file_text(body: str) -> str:
+    """What `%%writefile` leaves on disk for a cell body (plus a final newline)."""
+    return body if body.endswith("\n") else body + "\n"
+
+
+def build_chapter(path: Path, start: dict[str, str]) -> Chapter:
+    """Read one solution notebook and derive its learner notebook and checkpoint cells."""
+    nb = nbformat.read(path, as_version=4)
+    title, cells, pending, learner_cells = None, [], [], []
+    for index, cell in enumerate(nb.cells):
+        where = f"{path.name}, cell {index + 1}"
+        source = cell.source
+        if cell.cell_type == "markdown" and title is None:
+            heading = re.search(r"^#\s+(.+)$", source, re.M)
+            title = heading.group(1).strip() if heading else None
+        learner = nbformat.from_dict({k: v for k, v in cell.items() if k not in ("outputs", "execution_count")})
+        learner.metadata = {k: v for k, v in cell.metadata.items() if k in KEPT_CELL_METADATA}
+        if cell.cell_type == "code":
+            learner.outputs, learner.execution_count = [], None
+            starter, solution = split_solution(source, where)
+            marked = starter != solution
+            first, _, body = source.partition("\n")
+            target = WRITEFILE.match(first)
+            if target:
+                _, _, starter_body = starter.partition("\n")
+                _, _, solution_body = solution.partition("\n")
+                record = {
+                    "path": target.group(1),
+                    "exercise": None,
+                    "starter": _file_text(starter_body),
+                    "solution": _file_text(solution_body),
+                }
+                cells.append(record)
+                if marked:
+                    pending.append(record)
+            elif marked:
+                raise BuildError(f"{where}: solution markers are only allowed in `%%writefile` cells")
+            checked = CHECK.findall(source)
+            if checked:
+                if not pending:
+                    raise BuildError(f"{where}: `{checked[0]}.check()` follows no exercise cell with solution markers")
+                for record in pending:
+                    record["exercise"] = checked[0]
+                pending = []
+                learner.metadata.update(editable=False, deletable=False)
+                learner.metadata["tags"] = sorted(set(learner.metadata.get("tags", [])) | {"check"})
+            learner.source = REVEAL.sub(r"\1# \2", starter)
+        learner_cells.append(learner)
+    if pending:
+        raise BuildError(f"{path.name}: the exercise cell writing `{pending[0]['path']}` has no `exN.check()` cell after it")
+    if title is None:
+        raise BuildError(f"{path.name}: the notebook has no `# heading` to be listed by")
+    owners: dict[str, str] = {}
+    for record in cells:
+        if record["exercise"]:
+            if owners.setdefault(record["path"], record["exercise"]) != record["exercise"]:
+                raise BuildError(f"{path.name}: `{record['path']}` is written by two exercises; give each exercise its own file")
+    learner_nb = nbformat.v4.new_notebook(cells=learner_cells, metadata=KERNEL)
+    return Chapter(path.stem, title, learner_nb, cells)
+
+
+def navigation(names: list[str], titles: dict[str, str], position: int, where: str):
+    parts = []
+    if position > 0:
+        parts.append(f"[← {titles[names[position - 1]]}]({names[position - 1]}.ipynb)")
+    parts.append(f"[Course index]({INDEX})")
+    if position + 1 < len(names):
+        parts.append(f"[{titles[names[position + 1]]} →]({names[position + 1]}.ipynb)")
+    cell = nbformat.v4.new_markdown_cell(" | ".join(parts), id=f"navigation-{where}")
+    cell.metadata = {"tags": ["navigation"], "editable": False, "deletable": False}
+    return cell
+
+
+def index_notebook(names: list[str], titles: dict[str, str]):
+    rows = "\n".join(f"| {i + 1} | [{titles[n]}]({n}.ipynb) |" for i, n in enumerate(names))
+    text = (
+        "# TicketHub: professional Flask, one chapter at a time\n\n"
+        "You will build **TicketHub**, an event-ticketing web app, with the practices that "
+        "keep real Flask projects healthy: an application factory, blueprints, configuration "
+        "per environment, a database, tests, security, performance and deployment.\n\n"
+        "Each chapter is a notebook. Run its first code cell (the setup), read, run the demos, "
+        "and solve the exercises: every exercise ends with a check that tells you what is right "
+        "and what is not. Chapters build on each other, but each starts from a working "
+        "checkpoint, so you can open any of them.\n\n"
+        f"| # | Chapter |\n|---|---|\n{rows}\n"
+    )
+    cell = nbformat.v4.new_markdown_cell(text, id="course-index")
+    return nbformat.v4.new_notebook(cells=[cell], metadata=KERNEL)
+
+
+def build(
+    solutions: Path = ROOT / "solutions",
+    notebooks: Path = ROOT / "notebooks",
+    checkpoints: Path = ROOT / "checkers" / "checkpoints",
+    check: bool = False,
+) -> list[str]:
+    """Build (or, with `check`, only compare) and return the files that differ."""
+    paths = sorted(p for p in solutions.glob("*.ipynb") if CHAPTER.match(p.name))
+    if not paths:
+        raise BuildError(f"no chapter notebooks (NN-topic.ipynb) in {solutions}")
+    chapters, start = [], {}
+    for path in paths:
+        chapter = build_chapter(path, start)
+        chapters.append((chapter, dict(start)))
+        start = {**start, **{c["path"]: c["solution"] for c in chapter.cells}}
+    names = [c.name for c, _ in chapters]
+    titles = {c.name: c.title for c, _ in chapters}
+    wanted: dict[Path, str] = {notebooks / INDEX: _notebook_text(index_notebook(names, titles))}
+    for position, (chapter, chapter_start) in enumerate(chapters):
+        nb = chapter.learner
+        nb.cells = [navigation(names, titles, position, "top"), *nb.cells, navigation(names, titles, position, "bottom")]
+        wanted[notebooks / f"{chapter.name}.ipynb"] = _notebook_text(nb)
+        record = {"chapter": chapter.name, "title": chapter.title, "start": chapter_start, "cells": chapter.cells}
+        wanted[checkpoints / f"{chapter.name}.json"] = json.dumps(record, indent=1, sort_keys=True) + "\n"
+    stale = [p for folder, pattern in ((notebooks, "*.ipynb"), (checkpoints, "*.json")) for p in folder.glob(pattern) if p not in wanted]
+    changed = [p for p, text in wanted.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
+    if not check:
+        for path in changed:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(wanted[path], encoding="utf-8")
+        for path in stale:
+            path.unlink()
+    return sorted(_relative(p) for p in changed + stale)
+
+
+def _notebook_text(nb) -> str:
+    nbformat.validate(nb)
+    return nbformat.writes(nb) + "\n"
+
+
+def _relative(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return path.as_posix()

@@ -1,0 +1,144 @@
+"""Check outcomes and how they are shown: HTML in JupyterLab, plain text elsewhere."""
+from __future__ import annotations
+
+import enum
+import html
+import re
+from dataclasses import asdict, dataclass, field
+
+
+class Outcome(str, enum.Enum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    NOT_ATTEMPTED = "NOT_ATTEMPTED"
+    ERROR = "ERROR"
+    TIMEOUT = "TIMEOUT"
+
+
+# step statuses: passed, failed, skipped (an earlier step failed), or the outcome that stopped it
+MARKS = {"passed": "✓", "failed": "✗", "skipped": "–", "error": "!", "timeout": "⏱"}
+
+# colours chosen to read on both JupyterLab's light and dark themes
+COLOURS = {
+    Outcome.PASS: "#2e9d4f",
+    Outcome.FAIL: "#d9822b",
+    Outcome.NOT_ATTEMPTED: "#6c7a89",
+    Outcome.ERROR: "#d64545",
+    Outcome.TIMEOUT: "#b15dd6",
+}
+
+
+@dataclass
+class Step:
+    """One link in an exercise's chain of checks."""
+
+    name: str
+    status: str
+    expected: str | None = None
+    seen: str | None = None
+    hint: str | None = None
+
+
+@dataclass
+class Result:
+    """What a check found, ready to be shown or stored."""
+
+    exercise: str
+    title: str
+    outcome: Outcome
+    steps: list[Step] = field(default_factory=list)
+    message: str | None = None  # the one thing to say when no step explains it
+    where: str | None = None  # learner's file, line and source, for ERROR and TIMEOUT
+
+    @property
+    def heading(self) -> str:
+        return f"Exercise {self.exercise.removeprefix('ex')}: {self.title}"
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["outcome"] = self.outcome.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Result:
+        steps = [Step(**s) for s in data.get("steps", [])]
+        return cls(**{**data, "outcome": Outcome(data["outcome"]), "steps": steps})
+
+    def text(self) -> str:
+        lines = [f"[{self.outcome.value}] {self.heading}"]
+        if self.message:
+            lines += _indent(self.message, 2)
+        if self.where:
+            lines += _indent(self.where, 4)
+        for step in self.steps:
+            lines.append(f"  {MARKS[step.status]} {step.name}")
+            for label, value in _details(step):
+                lines += _indent(f"{label}: {value}", 6)
+        return "\n".join(lines)
+
+    __str__ = text
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def _repr_html_(self) -> str:
+        colour = COLOURS[self.outcome]
+        parts = [
+            f'<div class="tickethub-result tickethub-{self.outcome.value.lower()}" '
+            f'style="border-left:5px solid {colour};background:{colour}1a;'
+            'padding:6px 12px;margin:4px 0;border-radius:3px;line-height:1.5">',
+            f'<div><strong style="color:{colour}">{self.outcome.value}</strong>'
+            f" &nbsp;{_inline(self.heading)}</div>",
+        ]
+        if self.message:
+            parts.append(f"<div>{_inline(self.message)}</div>")
+        if self.where:
+            parts.append(f"<pre style=\"margin:4px 0 4px 1em\">{html.escape(self.where)}</pre>")
+        if self.steps:
+            parts.append('<ul style="list-style:none;padding-left:0.5em;margin:4px 0">')
+            for step in self.steps:
+                parts.append(f"<li>{MARKS[step.status]} {_inline(step.name)}")
+                for label, value in _details(step):
+                    parts.append(
+                        f'<div style="margin-left:1.6em"><em>{label}:</em> {_inline(value)}</div>'
+                    )
+                parts.append("</li>")
+            parts.append("</ul>")
+        parts.append("</div>")
+        return "".join(parts)
+
+
+def _details(step: Step):
+    for label, value in (("Expected", step.expected), ("Seen", step.seen), ("Hint", step.hint)):
+        if value:
+            yield label, value
+
+
+def _indent(text: str, width: int) -> list[str]:
+    return [" " * width + line for line in text.splitlines()]
+
+
+def _inline(text: str) -> str:
+    """Escape text and turn `backticks` into <code>, as in the feedback's plain form."""
+    escaped = html.escape(text)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped).replace("\n", "<br>")
+
+
+class Text:
+    """A block of feedback (a hint or a solution) with a plain and an HTML form."""
+
+    def __init__(self, title: str, body: str, code: bool = False):
+        self.title, self.body, self.code = title, body, code
+
+    def __repr__(self) -> str:
+        return f"{self.title}\n{self.body}"
+
+    def _repr_html_(self) -> str:
+        body = (
+            f"<pre>{html.escape(self.body)}</pre>" if self.code else f"<div>{_inline(self.body)}</div>"
+        )
+        return (
+            '<div class="tickethub-text" style="border-left:5px solid #3b82c4;'
+            'background:#3b82c41a;padding:6px 12px;margin:4px 0;border-radius:3px">'
+            f"<strong>{_inline(self.title)}</strong>{body}</div>"
+        )

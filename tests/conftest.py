@@ -1,0 +1,82 @@
+"""Fixtures for TicketHub's tests: chapter projects and a check server, as learners have them."""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+
+from checkers import server, workspace
+from checkers.outcomes import Outcome, Result
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-goldens", action="store_true", help="rewrite the build's golden files")
+
+
+@pytest.fixture
+def update_goldens(request) -> bool:
+    return request.config.getoption("--update-goldens")
+
+
+@pytest.fixture(scope="session")
+def check_server():
+    """One warm check server for the whole session, as a learner's kernel has."""
+    client = server.Client()
+    yield client
+    client.stop()
+
+
+class Project:
+    """A chapter's project folder in a temporary directory, at a chosen version."""
+
+    def __init__(self, chapter: str, root: Path, client: server.Client):
+        self.chapter, self.root, self.client = chapter, root, client
+        number = chapter[:2]
+        self.module = next(
+            f"checkers.{p.stem}" for p in Path(workspace.__file__).parent.glob(f"ch{number}_*.py")
+        )
+
+    def read(self, path: str) -> str:
+        return (self.root / path).read_text(encoding="utf-8")
+
+    def write(self, path: str, text: str) -> Project:
+        workspace.write_files(self.root, {path: text})
+        return self
+
+    def edit(self, path: str, old: str, new: str) -> Project:
+        """Replace `old` (which must be there) with `new` in one of the project's files."""
+        text = self.read(path)
+        assert old in text, f"{old!r} is not in {path}: the test is out of date"
+        return self.write(path, text.replace(old, new))
+
+    def check(self, exercise: str) -> Result:
+        return self.client.run(self.module, exercise, self.root)
+
+
+@pytest.fixture
+def project(tmp_path, check_server):
+    """Make a chapter's project: `project("01-project-structure", "solution")`.
+
+    The version is `start` (the checkpoint), `starter` (every cell of the learner notebook
+    run) or `solution` (every cell of the reference run).
+    """
+
+    def make(chapter: str, version: str = "solution") -> Project:
+        root = tmp_path / chapter
+        workspace.write_files(root, workspace.files(chapter, version))
+        return Project(chapter, root, check_server)
+
+    return make
+
+
+def assert_outcome(result: Result, outcome: Outcome, *fragments: str) -> None:
+    """Assert a result's outcome, and that its text mentions every fragment."""
+    text = result.text()
+    assert result.outcome is outcome, text
+    for fragment in fragments:
+        assert fragment in text, f"{fragment!r} not in:\n{text}"
+
+
+def chapter_module(chapter: str):
+    return importlib.import_module(f"checkers.ch{chapter[:2]}_{chapter[3:].replace('-', '_')}")

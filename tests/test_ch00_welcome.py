@@ -1,0 +1,107 @@
+"""Does chapter 00's warm-up check accept right answers and reject wrong ones?"""
+import pytest
+
+from checkers.outcomes import Outcome
+from conftest import assert_outcome
+
+CHAPTER = "00-welcome"
+WARMUP = "tickethub/warmup.py"
+
+
+def test_reference_passes(project):
+    assert_outcome(project(CHAPTER).check("ex1"), Outcome.PASS)
+
+
+def test_alternative_passes(project):
+    """Is a different but correct style (jsonify, route(methods=…), manual parsing) accepted?"""
+    p = project(CHAPTER)
+    p.write(WARMUP, '''
+from flask import Blueprint, jsonify, request
+
+bp = Blueprint("warmup", __name__, url_prefix="/api")
+
+
+@bp.route("/greet/<name>", methods=["GET"])
+def greet(name):
+    return jsonify(message="Welcome to TicketHub, " + name + "!")
+
+
+@bp.route("/quote")
+def quote():
+    try:
+        price = float(request.args["price"])
+        quantity = int(request.args["quantity"])
+    except (KeyError, ValueError):
+        return jsonify(error="bad query"), 400
+    return jsonify(total=price * quantity)
+
+
+@bp.route("/cart", methods=["POST"])
+def cart():
+    if not request.is_json:
+        return jsonify(error="JSON please"), 400
+    items = request.get_json().get("items")
+    if items is None:
+        return jsonify(error="no items"), 400
+    return jsonify(count=sum(i["quantity"] for i in items),
+                   total=sum(i["price"] * i["quantity"] for i in items))
+''')
+    assert_outcome(p.check("ex1"), Outcome.PASS)
+
+
+def test_starter_is_not_attempted(project):
+    assert_outcome(project(CHAPTER, "starter").check("ex1"), Outcome.NOT_ATTEMPTED, f"`{WARMUP}`")
+
+
+def test_checkpoint_is_not_attempted(project):
+    """Is an exercise cell that was never run (the file missing) not attempted?"""
+    assert_outcome(project(CHAPTER, "start").check("ex1"), Outcome.NOT_ATTEMPTED)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (  # a hard-coded greeting
+            'f"Welcome to TicketHub, {name}!"',
+            '"Welcome to TicketHub, Ada!"',
+            "Does the message use the `name` from the URL",
+        ),
+        (  # query values left as text: "12.5" * 3 fails, so multiply the strings' lengths
+            'price = request.args.get("price", type=float)',
+            'price = len(request.args.get("price", ""))',
+            "Did you convert the query values to numbers",
+        ),
+        (  # no validation: a missing quantity crashes instead of answering 400
+            "    if price is None or quantity is None:\n",
+            "    if False:\n",
+            "ERROR",
+        ),
+        (  # request.json refuses plain text with 415 of its own
+            "data = request.get_json(silent=True)",
+            "data = request.json",
+            "answered 415",
+        ),
+        (  # counts items instead of tickets
+            'count = sum(item["quantity"] for item in items)',
+            "count = len(items)",
+            "Is `count` the sum of the quantities",
+        ),
+        (  # the cart as GET
+            '@bp.post("/cart")',
+            '@bp.get("/cart")',
+            "answered 405",
+        ),
+    ],
+)
+def test_wrong_answers_fail(project, old, new, expected):
+    p = project(CHAPTER).edit(WARMUP, old, new)
+    result = p.check("ex1")
+    assert result.outcome in (Outcome.FAIL, Outcome.ERROR), result.text()
+    assert expected in result.text(), result.text()
+
+
+def test_total_as_text_fails(project):
+    """Does a total sent as a string fail, even when its digits are right?"""
+    p = project(CHAPTER).edit(WARMUP, 'return {"total": round(price * quantity, 2)}',
+                              'return {"total": str(round(price * quantity, 2))}')
+    assert_outcome(p.check("ex1"), Outcome.FAIL, "a number")
