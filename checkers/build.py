@@ -159,7 +159,7 @@ def navigation(names: list[str], titles: dict[str, str], position: int, where: s
 
 
 def index_notebook(names: list[str], titles: dict[str, str]):
-    rows = "\n".join(f"| {i + 1} | [{titles[n]}]({n}.ipynb) |" for i, n in enumerate(names))
+    rows = "\n".join(f"- [{titles[n]}]({n}.ipynb)" for n in names)
     text = (
         "# TicketHub: professional Flask, one chapter at a time\n\n"
         "You will build **TicketHub**, an event-ticketing web app, with the practices that "
@@ -169,7 +169,7 @@ def index_notebook(names: list[str], titles: dict[str, str]):
         "and solve the exercises: every exercise ends with a check that tells you what is right "
         "and what is not. Chapters build on each other, but each starts from a working "
         "checkpoint, so you can open any of them.\n\n"
-        f"| # | Chapter |\n|---|---|\n{rows}\n"
+        f"## Chapters\n\n{rows}\n"
     )
     cell = nbformat.v4.new_markdown_cell(text, id="course-index")
     return nbformat.v4.new_notebook(cells=[cell], metadata=KERNEL)

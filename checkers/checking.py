@@ -215,37 +215,36 @@ def _learner_frame(error: BaseException, project: Path) -> str | None:
 # --- the check process ---------------------------------------------------------------------
 
 
-def run_in_this_process(module: str, key: str, project: Path, seed: int) -> dict:
-    """Prepare this (throwaway) process, copy the project, and run the check."""
+def run_in_this_process(module: str, key: str, project: Path, seed: int, scratch: Path) -> dict:
+    """Prepare this (throwaway) process, copy the project into `scratch`, and run the check.
+
+    The caller owns `scratch` and removes it, even if this process is killed.
+    """
     for name in [n for n in os.environ if n.startswith(SCRUBBED_ENV)]:
         del os.environ[name]
     _guard_exits()
     _limit_memory()
     sys.dont_write_bytecode = True
-    scratch = Path(tempfile.mkdtemp(prefix="tickethub-check-"))
+    workdir = scratch / "project"
+    if project.is_dir():
+        shutil.copytree(project, workdir, ignore=workspace.IGNORED)
+    else:
+        workdir.mkdir()
+    os.chdir(workdir)
+    os.environ["TMPDIR"] = str(scratch)  # the learner's temporary files are cleaned up too
+    tempfile.tempdir = None
+    sys.path.insert(0, str(workdir))
+    importlib.invalidate_caches()
+    chapter = importlib.import_module(module).chapter
+    timer = hasattr(signal, "setitimer")  # not on Windows: the hard timeout still applies
+    if timer:
+        signal.signal(signal.SIGALRM, _time_up)
+        signal.setitimer(signal.ITIMER_REAL, SOFT_TIMEOUT)
     try:
-        workdir = scratch / "project"
-        if project.is_dir():
-            shutil.copytree(project, workdir, ignore=workspace.IGNORED)
-        else:
-            workdir.mkdir()
-        os.chdir(workdir)
-        sys.path.insert(0, str(workdir))
-        importlib.invalidate_caches()
-        chapter = importlib.import_module(module).chapter
-        timer = hasattr(signal, "setitimer")  # not on Windows: the hard timeout still applies
-        if timer:
-            signal.signal(signal.SIGALRM, _time_up)
-            signal.setitimer(signal.ITIMER_REAL, SOFT_TIMEOUT)
-        try:
-            result = run(chapter, key, workdir, seed)
-        finally:
-            if timer:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-        return result.to_dict()
+        return run(chapter, key, workdir, seed).to_dict()
     finally:
-        os.chdir(tempfile.gettempdir())
-        shutil.rmtree(scratch, ignore_errors=True)
+        if timer:
+            signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _time_up(signum, frame):

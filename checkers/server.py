@@ -14,9 +14,11 @@ import os
 import pkgutil
 import random
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,8 +45,7 @@ def hard_timeout() -> float:
 
 def run_forked(request: dict) -> dict:
     """Run one check in a forked child and return its result, whatever the child does."""
-    from .checking import run_in_this_process
-
+    scratch = tempfile.mkdtemp(prefix="tickethub-check-")
     reader, writer = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child
@@ -54,9 +55,7 @@ def run_forked(request: dict) -> dict:
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
         try:
-            payload = run_in_this_process(
-                request["module"], request["exercise"], Path(request["project"]), request["seed"]
-            )
+            payload = _run_request(request, Path(scratch))
         except BaseException as error:  # noqa: BLE001 — report, never hang the parent
             payload = {"internal": f"{type(error).__name__}: {error}"}
         data = json.dumps(payload).encode()
@@ -79,20 +78,32 @@ def run_forked(request: dict) -> dict:
         os.close(reader)
         _kill_group(pid)
         _, status = os.waitpid(pid, 0)
+        shutil.rmtree(scratch, ignore_errors=True)
     return _decode(request, b"".join(chunks), status, timed_out)
+
+
+def _run_request(request: dict, scratch: Path) -> dict:
+    from .checking import run_in_this_process
+
+    return run_in_this_process(
+        request["module"], request["exercise"], Path(request["project"]), request["seed"], scratch
+    )
 
 
 def run_spawned(request: dict) -> dict:
     """Where there is no fork (Windows): run the check in a new interpreter."""
+    scratch = tempfile.mkdtemp(prefix="tickethub-check-")
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "checkers.server", "--once"],
+            [sys.executable, "-m", "checkers.server", "--once", scratch],
             input=json.dumps(request).encode(),
             capture_output=True,
             timeout=hard_timeout() + 5,
         )
     except subprocess.TimeoutExpired:
         return _decode(request, b"", 0, True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return _decode(request, done.stdout, done.returncode, False)
 
 
@@ -243,13 +254,9 @@ def client() -> Client:
 
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--once"]:
-        from .checking import run_in_this_process
-
         request = json.loads(sys.stdin.read())
         preload()
-        payload = run_in_this_process(
-            request["module"], request["exercise"], Path(request["project"]), request["seed"]
-        )
+        payload = _run_request(request, Path(argv[1]))
         sys.stdout.write(json.dumps(payload))
         sys.stdout.flush()
         _real_exit(0)

@@ -1,0 +1,190 @@
+"""Does the exercise engine turn anything a learner writes into a precise, safe outcome?"""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+import checkers.exercise
+from checkers import server, workspace
+from checkers.ch00_welcome import chapter, ex1
+from checkers.exercise import CheckFailed
+from checkers.outcomes import Outcome, Result, Step
+from conftest import assert_outcome
+
+CHAPTER = "00-welcome"
+WARMUP = "tickethub/warmup.py"
+GREET = '    return {"message"'
+
+
+def in_greet(code: str) -> tuple[str, str]:
+    """A mutation that runs `code` at the start of the greet view (line 10 of warmup.py)."""
+    return GREET, f"    {code}\n{GREET}"
+
+
+@pytest.mark.parametrize(
+    ("mutation", "outcome", "fragments"),
+    [
+        (("bp = Blueprint(", "bp = Blueprint((("), Outcome.ERROR,
+         ["SyntaxError", f"{WARMUP}, line 4"]),
+        (("bp = Blueprint(", "1 / 0\nbp = Blueprint("), Outcome.ERROR,
+         ["ZeroDivisionError: division by zero", f"{WARMUP}, line 4, in <module>", "1 / 0"]),
+        (in_greet("raise KeyError('seat')"), Outcome.ERROR,
+         ["KeyError: 'seat'", f"{WARMUP}, line 10, in greet", "! `GET /api/greet/<name>`"]),
+        (in_greet("while True: pass"), Outcome.TIMEOUT,
+         ["still running after", f"{WARMUP}, line 10, in greet", "while True: pass"]),
+        (("bp = Blueprint(", "while True: pass\nbp = Blueprint("), Outcome.TIMEOUT,
+         [f"{WARMUP}, line 4, in <module>"]),
+        (in_greet("import sys; sys.exit(3)"), Outcome.ERROR, ["sys.exit()", f"{WARMUP}, line 10"]),
+        (in_greet("import os; os._exit(3)"), Outcome.ERROR, ["os._exit(3)", f"{WARMUP}, line 10"]),
+        (in_greet("import os, signal; os.kill(os.getpid(), signal.SIGKILL)"), Outcome.ERROR,
+         ["ended abruptly (signal 9)"]),
+        (in_greet("hog = bytearray(8 * 1024 ** 3)"), Outcome.ERROR, ["out of memory", f"{WARMUP}, line 10"]),
+    ],
+)
+def test_learner_failures_are_reported_precisely(project, mutation, outcome, fragments):
+    """Does each way learner code can break give its outcome, the learner's line, and nothing of ours?"""
+    p = project(CHAPTER).edit(WARMUP, *mutation)
+    started = time.monotonic()
+    result = p.check("ex1")
+    assert time.monotonic() - started < server.hard_timeout() + 2
+    assert_outcome(result, outcome, *fragments)
+    text = result.text() + result._repr_html_()
+    for internal in ("Traceback", "checkers/", "site-packages", " 0x", "tickethub-check-"):
+        assert internal not in text, text
+
+
+def test_swallowed_timeout_is_killed(project):
+    """Is code that catches the soft timeout still stopped, by the hard one?"""
+    loop = "while True:\n        try:\n            import time; time.sleep(1)\n        except BaseException:\n            pass"
+    p = project(CHAPTER).edit(WARMUP, *in_greet(loop))
+    assert_outcome(p.check("ex1"), Outcome.TIMEOUT, "did not finish within")
+
+
+def test_nothing_is_left_behind(project):
+    """After a killed check, are its process group and its temporary folder gone?"""
+    before = set(Path(tempfile.gettempdir()).glob("tickethub-check-*"))
+    code = "import subprocess; subprocess.Popen(['sleep', '300']); import os; os.kill(os.getpid(), 9)"
+    project(CHAPTER).edit(WARMUP, *in_greet(code)).check("ex1")
+    assert set(Path(tempfile.gettempdir()).glob("tickethub-check-*")) <= before
+    sleepers = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True).stdout
+    assert not sleepers.strip()
+
+
+def test_kernel_state_cannot_change_a_result(project, monkeypatch):
+    """Do monkeypatches of checkers and Flask in the kernel, and stale modules, leave checks alone?"""
+    p = project(CHAPTER).edit(WARMUP, "count = sum(", "count = len(items) or sum(")
+    import flask
+
+    import checkers.checking
+
+    monkeypatch.setattr(checkers.checking.Checker, "require", lambda *args, **kwargs: None)
+    monkeypatch.setattr(flask.Flask, "test_client", None)
+    monkeypatch.syspath_prepend(str(p.root))
+    workspace.fresh_import("tickethub")  # the kernel holds the learner's package, soon stale
+    client = server.Client()  # a new server, started after the patches
+    try:
+        assert_outcome(client.run(p.module, "ex1", p.root), Outcome.FAIL, "sum of the quantities")
+        p.edit(WARMUP, "count = len(items) or sum(", "count = sum(")
+        for _ in range(2):  # re-running gives the same answer each time
+            assert_outcome(client.run(p.module, "ex1", p.root), Outcome.PASS)
+    finally:
+        client.stop()
+        for name in [m for m in sys.modules if m.split(".")[0] == "tickethub"]:
+            del sys.modules[name]
+
+
+def test_check_cannot_write_into_the_project(project):
+    """Do files a check (or the learner's code under check) writes stay out of the project?"""
+    p = project(CHAPTER).edit(WARMUP, *in_greet("open('written-by-check.txt', 'w').write('x')"))
+    p.check("ex1")
+    assert not (p.root / "written-by-check.txt").exists()
+
+
+def test_spawned_fallback_gives_the_same_outcomes(project):
+    """Where fork is missing, does a check in a new interpreter give the same outcomes?"""
+    p = project(CHAPTER)
+    request = {"module": p.module, "exercise": "ex1", "project": str(p.root), "seed": 7}
+    assert Result.from_dict(server.run_spawned(request)).outcome is Outcome.PASS
+    p.edit(WARMUP, *in_greet("raise KeyError('seat')"))
+    assert_outcome(Result.from_dict(server.run_spawned(request)), Outcome.ERROR, f"{WARMUP}, line 10")
+
+
+@pytest.fixture
+def notebook_dir(tmp_path, monkeypatch):
+    """A fresh notebook folder as the kernel's current directory."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(checkers.exercise, "_notebook_dir", None)
+    monkeypatch.setattr(chapter, "root", None)
+    yield tmp_path
+    server.client().stop()
+
+
+def test_setup_is_idempotent_and_keeps_learner_files(notebook_dir, capsys):
+    chapter.setup()
+    root = notebook_dir / "work" / CHAPTER
+    assert Path.cwd() == root and (root / "tickethub" / "__init__.py").exists()
+    assert capsys.readouterr().out.splitlines()[-1] == "Setup complete"
+    (root / WARMUP).write_text("# my work\n")
+    chapter.setup()  # re-run, from inside the project folder
+    assert Path.cwd() == root and (root / WARMUP).read_text() == "# my work\n"
+    assert not (root / "work").exists()
+
+
+def test_reset_keeps_a_backup(notebook_dir, capsys):
+    chapter.setup()
+    root = notebook_dir / "work" / CHAPTER
+    (root / WARMUP).write_text("# my work\n")
+    chapter.reset()
+    assert not (root / WARMUP).exists()
+    backups = list((notebook_dir / "work" / ".backups").iterdir())
+    assert [(b / WARMUP).read_text() for b in backups] == ["# my work\n"]
+    assert "Your previous files are in work/.backups/" in capsys.readouterr().out
+
+
+def test_learner_api_shows_outcome_hints_and_solution(notebook_dir, capsys):
+    chapter.setup()
+    capsys.readouterr()
+    ex1.check()
+    assert capsys.readouterr().out.startswith("[NOT_ATTEMPTED] Exercise 1")
+    ex1.hint()
+    assert "Try `ex1.hint(2)`" in capsys.readouterr().out
+    ex1.hint(99)  # past the last tier shows the last one
+    last = capsys.readouterr().out
+    assert "Hint 3 (of 3)" in last and "Try" not in last
+    ex1.solution()
+    assert 'def greet(name):' in capsys.readouterr().out
+
+
+def test_grading_mode_fails_the_cell(notebook_dir, monkeypatch, capsys):
+    """When grading, does a check that does not pass raise, so nbval counts the cell as failed?"""
+    chapter.setup()
+    monkeypatch.setenv(checkers.exercise.GRADING, "1")
+    with pytest.raises(CheckFailed, match="NOT_ATTEMPTED"):
+        ex1.check()
+    workspace.write_files(chapter.root, workspace.files(CHAPTER, "solution"))
+    ex1.check()  # a pass raises nothing
+    assert "[PASS]" in capsys.readouterr().out
+
+
+def test_rendering_is_escaped_and_has_both_forms():
+    result = Result("ex2", "Events <api>", Outcome.FAIL, [
+        Step("`GET /` lists", "passed"),
+        Step("`POST /` creates", "failed", expected="201", seen="`<b>500</b>`", hint="Did you `return`?"),
+        Step("later", "skipped"),
+    ])
+    assert result.text().splitlines() == [
+        "[FAIL] Exercise 2: Events <api>",
+        "  ✓ `GET /` lists",
+        "  ✗ `POST /` creates",
+        "      Expected: 201",
+        "      Seen: `<b>500</b>`",
+        "      Hint: Did you `return`?",
+        "  – later",
+    ]
+    html = result._repr_html_()
+    assert "<code>&lt;b&gt;500&lt;/b&gt;</code>" in html and "Events &lt;api&gt;" in html
+    assert Result.from_dict(result.to_dict()) == result
