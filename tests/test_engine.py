@@ -188,3 +188,12 @@ def test_rendering_is_escaped_and_has_both_forms():
     html = result._repr_html_()
     assert "<code>&lt;b&gt;500&lt;/b&gt;</code>" in html and "Events &lt;api&gt;" in html
     assert Result.from_dict(result.to_dict()) == result
+
+
+def test_bench_runs_every_check_and_prints_the_summary_last():
+    """Does the benchmark pass every reference solution and end with the median and max?"""
+    done = subprocess.run([sys.executable, "-m", "checkers", "bench", "--repeat", "1"],
+                          capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stdout + done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("checks: ") and " median: " in last and " max: " in last
