@@ -1,8 +1,10 @@
-"""Command line: `python -m checkers build|execute|bench`."""
+"""Command line: `python -m checkers build|execute|bench|grade|merge`."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,6 +16,15 @@ def main(argv: list[str] | None = None) -> int:
     execute.add_argument("notebooks", nargs="*", help="solution notebooks (default: all)")
     bench = commands.add_parser("bench", help="time every exercise's check on the reference solution")
     bench.add_argument("--repeat", type=int, default=5, help="checks per exercise (default: 5)")
+    grade = commands.add_parser("grade", help="grade a folder of submissions (one folder per learner)")
+    grade.add_argument("submissions", type=Path)
+    grade.add_argument("--out", type=Path, required=True, help="where to write the gradebook")
+    grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel workers (default: cores)")
+    grade.add_argument("--shard", help="grade only share I of N of the learners, e.g. 2/8")
+    grade.add_argument("--cell-timeout", type=int, default=60, help="seconds per cell (default: 60)")
+    merge = commands.add_parser("merge", help="combine the outputs of sharded grade runs")
+    merge.add_argument("parts", nargs="+", type=Path)
+    merge.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
 
     if args.command == "build":
@@ -36,6 +47,14 @@ def main(argv: list[str] | None = None) -> int:
         from .authoring import execute_solutions
 
         return execute_solutions(args.notebooks)
+    if args.command == "grade":
+        from .grade import grade as run_grade
+
+        return run_grade(args.submissions, args.out, args.jobs, args.shard, args.cell_timeout)
+    if args.command == "merge":
+        from .grade import merge as run_merge
+
+        return run_merge(args.parts, args.out)
     if args.command == "bench":
         from .bench import bench as run_bench
 

@@ -27,7 +27,7 @@ def bench(repeat: int = 5) -> int:
             for name in workspace.chapters():
                 root = Path(tmp) / name
                 workspace.write_files(root, workspace.files(name, "solution"))
-                module = f"checkers.ch{name.replace('-', '_')}"
+                module = workspace.module_name(name)
                 for exercise in importlib.import_module(module).chapter.exercises:
                     samples = []
                     for _ in range(repeat):

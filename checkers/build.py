@@ -29,6 +29,7 @@ ONE_LINE = re.compile(r"^(\s*)(.*?)\s*#\s*SOLUTION\s*$")
 ASSIGN = re.compile(r"^([A-Za-z_][\w.\[\]\"', ]*?)\s*(=|:[^=]+=)\s*\S")
 WRITEFILE = re.compile(r"^%%writefile\s+(\S+)\s*$")
 CHECK = re.compile(r"^\s*(ex\d+)\.check\(\)\s*$", re.M)
+SETUP = re.compile(r"^from checkers\.ch\d\d_\w+ import .*\n\s*setup\(\)", re.M)
 REVEAL = re.compile(r"^(\s*)(ex\d+\.(?:hint|solution)\(.*\))\s*$", re.M)
 PLACEHOLDER = "...  # YOUR CODE HERE"
 KEPT_CELL_METADATA = ("tags", "editable", "deletable", "jupyter")
@@ -48,6 +49,7 @@ class Chapter:
     title: str  # the first heading
     learner: nbformat.NotebookNode
     cells: list[dict]  # the files the chapter's %%writefile cells write
+    protected: list[dict]  # setup and check cells: the grader restores them by id
 
 
 def split_solution(source: str, where: str) -> tuple[str, str]:
@@ -93,7 +95,7 @@ def _file_text(body: str) -> str:
 def build_chapter(path: Path, start: dict[str, str]) -> Chapter:
     """Read one solution notebook and derive its learner notebook and checkpoint cells."""
     nb = nbformat.read(path, as_version=4)
-    title, cells, pending, learner_cells = None, [], [], []
+    title, cells, pending, learner_cells, protected = None, [], [], [], []
     for index, cell in enumerate(nb.cells):
         where = f"{path.name}, cell {index + 1}"
         source = cell.source
@@ -129,8 +131,11 @@ def build_chapter(path: Path, start: dict[str, str]) -> Chapter:
                 for record in pending:
                     record["exercise"] = checked[0]
                 pending = []
+                protected.append({"id": cell.id, "source": source, "exercise": checked[0]})
                 learner.metadata.update(editable=False, deletable=False)
                 learner.metadata["tags"] = sorted(set(learner.metadata.get("tags", [])) | {"check"})
+            elif SETUP.search(source):
+                protected.append({"id": cell.id, "source": source, "exercise": None})
             learner.source = REVEAL.sub(r"\1# \2", starter)
         learner_cells.append(learner)
     if pending:
@@ -143,7 +148,10 @@ def build_chapter(path: Path, start: dict[str, str]) -> Chapter:
             if owners.setdefault(record["path"], record["exercise"]) != record["exercise"]:
                 raise BuildError(f"{path.name}: `{record['path']}` is written by two exercises; give each exercise its own file")
     learner_nb = nbformat.v4.new_notebook(cells=learner_cells, metadata=KERNEL)
-    return Chapter(path.stem, title, learner_nb, cells)
+    previous = {c.id: nb.cells[i - 1].id if i else None for i, c in enumerate(nb.cells)}
+    for record in protected:
+        record["after"] = previous[record["id"]]
+    return Chapter(path.stem, title, learner_nb, cells, protected)
 
 
 def navigation(names: list[str], titles: dict[str, str], position: int, where: str):
@@ -197,7 +205,13 @@ def build(
         nb = chapter.learner
         nb.cells = [navigation(names, titles, position, "top"), *nb.cells, navigation(names, titles, position, "bottom")]
         wanted[notebooks / f"{chapter.name}.ipynb"] = _notebook_text(nb)
-        record = {"chapter": chapter.name, "title": chapter.title, "start": chapter_start, "cells": chapter.cells}
+        record = {
+            "chapter": chapter.name,
+            "title": chapter.title,
+            "start": chapter_start,
+            "cells": chapter.cells,
+            "protected": chapter.protected,
+        }
         wanted[checkpoints / f"{chapter.name}.json"] = json.dumps(record, indent=1, sort_keys=True) + "\n"
     stale = [p for folder, pattern in ((notebooks, "*.ipynb"), (checkpoints, "*.json")) for p in folder.glob(pattern) if p not in wanted]
     changed = [p for p, text in wanted.items() if not p.exists() or p.read_text(encoding="utf-8") != text]

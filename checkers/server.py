@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import pkgutil
 import random
 import select
 import shutil
@@ -29,12 +28,16 @@ _real_exit = os._exit  # the child's guard replaces os._exit; the child itself s
 
 
 def preload() -> None:
-    """Import every chapter module (and so Flask and friends) before any fork."""
-    import checkers
+    """Load every chapter module and checkpoint (and so Flask and friends) before any fork.
 
-    for info in pkgutil.iter_modules(checkers.__path__):
-        if info.name.startswith("ch"):
-            importlib.import_module(f"checkers.{info.name}")
+    Loading the checkpoints now also means a check never reads the course's files later,
+    when a submission under grading might have changed them.
+    """
+    from . import workspace
+
+    for chapter in workspace.chapters():
+        workspace.checkpoint(chapter)
+        importlib.import_module(workspace.module_name(chapter))
 
 
 def hard_timeout() -> float:

@@ -28,6 +28,11 @@ def chapters() -> list[str]:
     return sorted(p.stem for p in CHECKPOINTS.glob("*.json"))
 
 
+def module_name(chapter: str) -> str:
+    """checkers.ch01_project_structure for 01-project-structure."""
+    return "checkers.ch" + chapter.replace("-", "_")
+
+
 def files(chapter: str, version: str) -> dict[str, str]:
     """Return the project's files after the chapter's cells: `start`, `starter` or `solution`."""
     data = checkpoint(chapter)

@@ -1,7 +1,6 @@
 """Fixtures for TicketHub's tests: chapter projects and a check server, as learners have them."""
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import pytest
@@ -32,10 +31,7 @@ class Project:
 
     def __init__(self, chapter: str, root: Path, client: server.Client):
         self.chapter, self.root, self.client = chapter, root, client
-        number = chapter[:2]
-        self.module = next(
-            f"checkers.{p.stem}" for p in Path(workspace.__file__).parent.glob(f"ch{number}_*.py")
-        )
+        self.module = workspace.module_name(chapter)
 
     def read(self, path: str) -> str:
         return (self.root / path).read_text(encoding="utf-8")
@@ -76,7 +72,3 @@ def assert_outcome(result: Result, outcome: Outcome, *fragments: str) -> None:
     assert result.outcome is outcome, text
     for fragment in fragments:
         assert fragment in text, f"{fragment!r} not in:\n{text}"
-
-
-def chapter_module(chapter: str):
-    return importlib.import_module(f"checkers.ch{chapter[:2]}_{chapter[3:].replace('-', '_')}")

@@ -1,0 +1,151 @@
+"""The pytest plugin behind `python -m checkers grade`, on top of nbval.
+
+nbval executes each submitted notebook cell by cell. For the course's check cells this
+plugin does not trust what happened in the kernel (a learner can patch anything there):
+it runs the exercise's check itself, through its own check server, on the files the
+notebook has written so far, and that result decides the cell and the grade. It also
+restarts a kernel that died (and re-runs the setup cell) so one crash costs only the
+exercise it happened in, and it checks after each notebook that the course's own code
+was not modified.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from . import server, workspace
+from .outcomes import Outcome
+
+RESULTS = "TICKETHUB_GRADE_RESULTS"
+
+
+class CheckNotPassed(AssertionError):
+    """The externally run check did not pass."""
+
+
+class Grader:
+    def __init__(self, results: Path):
+        self.client = server.Client()
+        self.client.start()
+        self.package = package_files()
+        self.out = (results / f"worker-{os.getpid()}.jsonl").open("a", encoding="utf-8")
+
+    def record(self, **row) -> None:
+        self.out.write(json.dumps(row) + "\n")
+        self.out.flush()
+
+    def close(self) -> None:
+        self.client.stop()
+        self.out.close()
+
+
+_grader: Grader | None = None
+
+
+def package_files() -> dict[Path, bytes]:
+    """Snapshot the course's code, to notice (and undo) a submission that writes into it."""
+    root = Path(workspace.__file__).parent
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+
+
+def pytest_configure(config):
+    global _grader
+    if os.environ.get(RESULTS):
+        _grader = Grader(Path(os.environ[RESULTS]))
+
+
+def pytest_unconfigure(config):
+    if _grader:
+        _grader.close()
+
+
+def where(item) -> tuple[str, str, dict] | None:
+    """Return (learner, chapter, protected cell) for a graded notebook cell, else None."""
+    cell = getattr(item, "cell", None)
+    if cell is None:
+        return None
+    path = Path(item.parent.path)
+    chapter = path.stem
+    protected = {p["id"]: p for p in workspace.checkpoint(chapter)["protected"]}
+    return path.parent.name, chapter, protected.get(cell.get("id"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Bring back a kernel that died in an earlier cell, set up as the chapter's first cell does."""
+    if _grader is None or getattr(item, "cell", None) is None:
+        return
+    notebook = item.parent
+    kernel = getattr(notebook, "kernel", None)
+    if kernel is None or kernel.is_alive():
+        return
+    from nbval.kernel import RunningKernel
+
+    try:
+        kernel.stop()
+    except Exception:  # noqa: BLE001 — it is dead already; we only tidy up
+        pass
+    notebook.kernel = RunningKernel(
+        item.config.option.nbval_kernel_name,
+        cwd=str(Path(notebook.path).parent),
+        startup_timeout=item.config.option.nbval_kernel_startup_timeout,
+    )
+    chapter = Path(notebook.path).stem
+    setup = next(p for p in workspace.checkpoint(chapter)["protected"] if p["exercise"] is None)
+    msg_id = notebook.kernel.execute_cell_input(setup["source"], allow_stdin=False)
+    notebook.kernel.await_reply(msg_id, timeout=60)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    located = where(item) if _grader else None
+    if not located or not located[2] or not located[2]["exercise"]:
+        try:
+            return (yield)
+        except BaseException as error:
+            if located:
+                learner, chapter, _ = located
+                _grader.record(kind="cell", learner=learner, notebook=chapter,
+                               cell=item.cell.get("id"), message=_first_line(error))
+            raise
+    learner, chapter, cell = located
+    try:
+        yield
+    except BaseException:  # noqa: BLE001 — what the kernel says about a check is not trusted
+        pass
+    project = Path(item.parent.path).parent / workspace.WORK / chapter
+    result = _grader.client.run(workspace.module_name(chapter), cell["exercise"], project)
+    _grader.record(kind="check", learner=learner, notebook=chapter, exercise=cell["exercise"],
+                   outcome=result.outcome.value, message=result.text())
+    if result.outcome is not Outcome.PASS:
+        raise CheckNotPassed(result.text())
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """After a notebook's last cell, make sure the course's code is as it was."""
+    if _grader is None or getattr(item, "cell", None) is None:
+        return
+    if nextitem is not None and getattr(nextitem, "parent", None) is item.parent:
+        return
+    now = package_files()
+    if now == _grader.package:
+        return
+    for path in set(now) - set(_grader.package):
+        path.unlink(missing_ok=True)
+    for path, data in _grader.package.items():
+        if now.get(path) != data:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    located = where(item)
+    if located:
+        _grader.record(kind="tampered", learner=located[0], notebook=located[1],
+                       message="The notebook changed the course's own code (the `checkers` package).")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    lines = [l for l in text.splitlines() if l.strip()]
+    return lines[-1][:300] if lines else type(error).__name__
