@@ -9,6 +9,7 @@ import importlib
 import linecache
 import os
 import random
+import re
 import shutil
 import signal
 import sys
@@ -82,10 +83,16 @@ class Checker:
         return response.get_json()
 
 
+ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
 def show(value, limit: int = 120) -> str:
-    """Describe a learner's value safely: repr can raise, recurse or be enormous."""
+    """Describe a learner's value safely: repr can raise, recurse or be enormous.
+
+    Memory addresses are dropped: they change every run and mean nothing to a learner.
+    """
     try:
-        text = repr(value)
+        text = ADDRESS.sub("", repr(value))
     except BaseException:  # noqa: BLE001 — a broken __repr__ is the learner's, not ours
         text = f"<{type(value).__name__} whose repr() fails>"
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -109,16 +116,23 @@ def _body_excerpt(response) -> str:
 
 def run(chapter: Chapter, key: str, workdir: Path, seed: int) -> Result:
     """Check exercise `key` on the project in `workdir` (a private copy)."""
-    exercise = chapter.get(key)
-    checker = Checker(workdir, random.Random(seed))
+    return _run(chapter, chapter.get(key), workdir, random.Random(seed), {})
+
+
+def _run(chapter: Chapter, exercise: Exercise, workdir: Path, rng: random.Random, done: dict) -> Result:
+    """Check one exercise after those it requires; `done` keeps results already known."""
+    if exercise.key in done:
+        return done[exercise.key]
+    key = exercise.key
     untouched = _untouched(chapter, exercise, workdir)
     if untouched:
-        return Result(key, exercise.title, Outcome.NOT_ATTEMPTED, message=untouched)
+        done[key] = Result(key, exercise.title, Outcome.NOT_ATTEMPTED, message=untouched)
+        return done[key]
     for required in exercise.requires:
-        earlier = _run_steps(required, checker) if not _untouched(chapter, required, workdir) else None
-        if earlier is None or earlier.outcome is not Outcome.PASS:
-            state = earlier.outcome.value if earlier else Outcome.NOT_ATTEMPTED.value
-            return Result(
+        earlier = _run(chapter, required, workdir, rng, done)
+        if earlier.outcome is not Outcome.PASS:
+            state = earlier.outcome.value
+            done[key] = Result(
                 key,
                 exercise.title,
                 Outcome.FAIL,
@@ -127,7 +141,9 @@ def run(chapter: Chapter, key: str, workdir: Path, seed: int) -> Result:
                     f"({required.title}), which reports {state}. Fix exercise {required.number} first."
                 ),
             )
-    return _run_steps(exercise, checker)
+            return done[key]
+    done[key] = _run_steps(exercise, Checker(workdir, rng))
+    return done[key]
 
 
 def _run_steps(exercise: Exercise, checker: Checker) -> Result:
@@ -152,7 +168,7 @@ def _run_steps(exercise: Exercise, checker: Checker) -> Result:
             steps.append(Step(name, "timeout", hint="Is there a loop that never ends, or a wait for something that never comes?"))
         except BaseException as error:  # noqa: BLE001 — anything the learner's code raises
             outcome, where = Outcome.ERROR, _learner_frame(error, checker.project)
-            message = _describe(error) + (" here:" if where else ".")
+            message = _describe(error).replace(str(checker.project) + os.sep, "") + (" here:" if where else ".")
             steps.append(Step(name, "error"))
     return Result(exercise.key, exercise.title, outcome, steps, message, where)
 

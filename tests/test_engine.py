@@ -64,12 +64,19 @@ def test_swallowed_timeout_is_killed(project):
     assert_outcome(p.check("ex1"), Outcome.TIMEOUT, "did not finish within")
 
 
-def test_nothing_is_left_behind(project):
+def test_nothing_is_left_behind(project, tmp_path, monkeypatch):
     """After a killed check, are its process group and its temporary folder gone?"""
-    before = set(Path(tempfile.gettempdir()).glob("tickethub-check-*"))
-    code = "import subprocess; subprocess.Popen(['sleep', '300']); import os; os.kill(os.getpid(), 9)"
-    project(CHAPTER).edit(WARMUP, *in_greet(code)).check("ex1")
-    assert set(Path(tempfile.gettempdir()).glob("tickethub-check-*")) <= before
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # the new server's temporary files go here
+    p = project(CHAPTER).edit(WARMUP, *in_greet(
+        "import subprocess; subprocess.Popen(['sleep', '300']); import os; os.kill(os.getpid(), 9)"))
+    client = server.Client()
+    try:
+        assert_outcome(client.run(p.module, "ex1", p.root), Outcome.ERROR, "ended abruptly")
+    finally:
+        client.stop()
+    assert list(scratch.iterdir()) == []
     sleepers = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True).stdout
     assert not sleepers.strip()
 

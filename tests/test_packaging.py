@@ -2,8 +2,14 @@
 import json
 import re
 
+import importlib.util
+
 from checkers.build import ROOT
-from course import LAB_OVERRIDES
+
+_spec = importlib.util.spec_from_file_location("course", ROOT / "course.py")
+course = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(course)
+LAB_OVERRIDES = course.LAB_OVERRIDES
 
 PIN = re.compile(r"^\s*(?:-\s+)?([A-Za-z0-9_.\-\[\]]+==[^\s#]+)", re.M)
 
