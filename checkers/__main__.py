@@ -16,6 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     execute.add_argument("notebooks", nargs="*", help="solution notebooks (default: all)")
     bench = commands.add_parser("bench", help="time every exercise's check on the reference solution")
     bench.add_argument("--repeat", type=int, default=5, help="checks per exercise (default: 5)")
+    bench.add_argument("--grading", action="store_true",
+                       help="benchmark the grade command against plain nbconvert instead")
+    bench.add_argument("--learners", type=int, default=4, help="synthetic submissions for --grading")
     grade = commands.add_parser("grade", help="grade a folder of submissions (one folder per learner)")
     grade.add_argument("submissions", type=Path)
     grade.add_argument("--out", type=Path, required=True, help="where to write the gradebook")
@@ -56,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_merge(args.parts, args.out)
     if args.command == "bench":
-        from .bench import bench as run_bench
+        from .bench import bench as run_bench, bench_grading
 
-        return run_bench(args.repeat)
+        return bench_grading(args.learners) if args.grading else run_bench(args.repeat)
     return 2
 
 

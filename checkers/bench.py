@@ -45,3 +45,52 @@ def bench(repeat: int = 5) -> int:
     print(f"checks: {len(timings)}  median: {statistics.median(timings):.1f} ms  max: {max(timings):.1f} ms"
           "  (target: median < 100 ms, max < 1000 ms)")
     return 1 if failures else 0
+
+
+def bench_grading(learners: int = 4, jobs: int | None = None) -> int:
+    """Grade `learners` full-course submissions; compare with plain nbconvert, one after another.
+
+    Target (COURSE.md §10): under 15 s of wall time per submission on 2 cores, and a ratio
+    against `jupyter nbconvert --execute` of the same notebooks no worse than 1.0.
+    """
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from .build import CHAPTER, ROOT
+    from .grade import grade
+
+    jobs = jobs or os.cpu_count() or 1
+    notebooks = sorted(p for p in (ROOT / "solutions").glob("*.ipynb") if CHAPTER.match(p.name))
+    with tempfile.TemporaryDirectory(prefix="tickethub-bench-") as tmp:
+        tmp = Path(tmp)
+        for i in range(learners):
+            folder = tmp / "submissions" / f"learner{i:03d}"
+            folder.mkdir(parents=True)
+            for nb in notebooks:
+                shutil.copy(nb, folder / nb.name)
+        started = time.perf_counter()
+        grade(tmp / "submissions", tmp / "out", jobs=jobs, quiet=True)
+        graded = time.perf_counter() - started
+        passed = sum(r["outcome"] == "PASS" for r in report_rows(tmp / "out"))
+        started = time.perf_counter()
+        for folder in sorted((tmp / "submissions").iterdir()):
+            for nb in sorted(folder.glob("*.ipynb")):
+                subprocess.run(
+                    [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+                     "--output-dir", str(tmp / "plain" / folder.name), str(nb)],
+                    check=True, capture_output=True, cwd=folder,
+                )
+        plain = time.perf_counter() - started
+    print(f"submissions: {learners} x {len(notebooks)} notebooks, grade --jobs {jobs}, {passed} exercises passed")
+    print(f"grade:     {graded:.1f} s in all, {graded / learners:.1f} s per submission (target < 15 s)")
+    print(f"nbconvert: {plain:.1f} s in all, {plain / learners:.1f} s per submission, one after another")
+    print(f"ratio grade / nbconvert: {graded / plain:.2f} (target <= 1.0)")
+    return 0
+
+
+def report_rows(out: Path) -> list[dict]:
+    from .report import read
+
+    return read(out)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -151,11 +152,16 @@ def grade(submissions: Path, out: Path, jobs: int, shard: str | None = None,
 
 
 def _run_pytest(tmp: Path, runs: Path, results: Path, jobs: int, cell_timeout: int, mark: str, quiet: bool):
+    # the run imports a frozen copy of the course's code: what submissions could reach is
+    # checked (and restored) there, and the installed package is never touched
     package = Path(workspace.__file__).parent
-    kernelspec(tmp / "jupyter", [package, Path(sys.prefix)])
+    frozen = tmp / "lib"
+    shutil.copytree(package, frozen / "checkers", ignore=shutil.ignore_patterns("__pycache__"))
+    kernelspec(tmp / "jupyter", [frozen, package, Path(sys.prefix)])
     (tmp / "pytest.ini").write_text("[pytest]\n")
     env = {
         **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(frozen), os.environ.get("PYTHONPATH")])),
         "JUPYTER_PATH": str(tmp / "jupyter"),
         "IPYTHONDIR": str(tmp / "ipython"),
         "TICKETHUB_GRADE_RESULTS": str(results),
