@@ -59,14 +59,16 @@ def write_files(root: Path, contents: dict[str, str], overwrite: bool = True) ->
 def materialise(chapter: str, root: Path) -> list[str]:
     """Create the chapter's project in `root`, keeping every file that is already there.
 
-    The start state comes from the checkpoint, and so do the files of the chapter's given
-    (non-exercise) cells, so a skipped cell cannot break a check. Returns the files written.
+    The start state comes from the checkpoint; so do the files of the chapter's given cells
+    and the starters of its exercises, so a skipped cell cannot break a check or an import.
+    Returns the files written.
     """
     data = checkpoint(chapter)
     wanted = dict(data["start"])
     for cell in data["cells"]:
-        (root / cell["path"]).parent.mkdir(parents=True, exist_ok=True)
-        if cell["exercise"] is None:
+        if cell["exercise"]:
+            wanted.setdefault(cell["path"], cell["starter"])  # the last chapter's working file wins
+        else:
             wanted[cell["path"]] = cell["solution"]
     missing = {rel: text for rel, text in wanted.items() if not (root / rel).exists()}
     write_files(root, missing)

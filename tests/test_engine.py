@@ -146,7 +146,7 @@ def test_reset_keeps_a_backup(notebook_dir, capsys):
     root = notebook_dir / "work" / CHAPTER
     (root / WARMUP).write_text("# my work\n")
     chapter.reset()
-    assert not (root / WARMUP).exists()
+    assert (root / WARMUP).read_text() == workspace.files(CHAPTER, "starter")[WARMUP]
     backups = list((notebook_dir / "work" / ".backups").iterdir())
     assert [(b / WARMUP).read_text() for b in backups] == ["# my work\n"]
     assert "Your previous files are in work/.backups/" in capsys.readouterr().out
