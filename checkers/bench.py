@@ -60,6 +60,7 @@ def bench_grading(learners: int = 4, jobs: int | None = None) -> int:
 
     from .build import CHAPTER, ROOT
     from .grade import grade
+    from .report import read
 
     jobs = jobs or os.cpu_count() or 1
     notebooks = sorted(p for p in (ROOT / "solutions").glob("*.ipynb") if CHAPTER.match(p.name))
@@ -73,7 +74,7 @@ def bench_grading(learners: int = 4, jobs: int | None = None) -> int:
         started = time.perf_counter()
         grade(tmp / "submissions", tmp / "out", jobs=jobs, quiet=True)
         graded = time.perf_counter() - started
-        passed = sum(r["outcome"] == "PASS" for r in report_rows(tmp / "out"))
+        passed = sum(r["outcome"] == "PASS" for r in read(tmp / "out"))
         started = time.perf_counter()
         for folder in sorted((tmp / "submissions").iterdir()):
             for nb in sorted(folder.glob("*.ipynb")):
@@ -88,9 +89,3 @@ def bench_grading(learners: int = 4, jobs: int | None = None) -> int:
     print(f"nbconvert: {plain:.1f} s in all, {plain / learners:.1f} s per submission, one after another")
     print(f"ratio grade / nbconvert: {graded / plain:.2f} (target <= 1.0)")
     return 0
-
-
-def report_rows(out: Path) -> list[dict]:
-    from .report import read
-
-    return read(out)

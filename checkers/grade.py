@@ -191,7 +191,7 @@ def _collect(results: Path, runs: Path, chapters: list[str]) -> list[dict]:
             if row["kind"] == "check":
                 checks[(*key, row["exercise"])] = row
             elif row["kind"] == "cell":
-                cells.setdefault(key, []).append(f"cell `{row['cell']}`: {row['message']}")
+                cells.setdefault(key, []).append(f"{row['cell']}: `{row['message']}`")
             else:
                 tampered[key] = row["message"]
     rows = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -109,7 +110,8 @@ def pytest_runtest_call(item):
             if located:
                 learner, chapter, _ = located
                 _grader.record(kind="cell", learner=learner, notebook=chapter,
-                               cell=item.cell.get("id"), message=_first_line(error))
+                               cell=f"code cell {item.cell_num + 1} (id {item.cell.get('id')})",
+                               message=_first_line(error))
             raise
     learner, chapter, cell = located
     try:
@@ -145,7 +147,12 @@ def pytest_runtest_teardown(item, nextitem):
                        message="The notebook changed the course's own code (the `checkers` package).")
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    lines = [l for l in text.splitlines() if l.strip()]
+    """The line that says what went wrong: the exception at the end of the cell's traceback."""
+    inner = getattr(error, "inner_traceback", None)  # nbval keeps the kernel's traceback here
+    text = ANSI.sub("", inner if isinstance(inner, str) else "\n".join(inner or [])) or str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1][:300] if lines else type(error).__name__
