@@ -66,6 +66,13 @@ def project(tmp_path, check_server):
     return make
 
 
+def assert_rejected(result: Result, expected: str) -> None:
+    """Assert that a wrong answer fails (or errors) with a message mentioning `expected`."""
+    text = result.text()
+    assert result.outcome in (Outcome.FAIL, Outcome.ERROR), text
+    assert expected in text, text
+
+
 def assert_outcome(result: Result, outcome: Outcome, *fragments: str) -> None:
     """Assert a result's outcome, and that its text mentions every fragment."""
     text = result.text()

@@ -3,7 +3,7 @@ import pytest
 
 from checkers import workspace
 from checkers.outcomes import Outcome
-from conftest import assert_outcome
+from conftest import assert_outcome, assert_rejected
 
 CHAPTER = "01-project-structure"
 SERVICES = "tickethub/events/services.py"
@@ -15,12 +15,6 @@ INIT = "tickethub/__init__.py"
 def starter(path):
     """The starter version of one of the chapter's files."""
     return workspace.files(CHAPTER, "starter")[path]
-
-
-def assert_rejected(result, expected):
-    text = result.text()
-    assert result.outcome in (Outcome.FAIL, Outcome.ERROR), text
-    assert expected in text, text
 
 
 # --- exercise 1: the event service ---------------------------------------------------------

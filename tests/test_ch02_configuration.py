@@ -7,7 +7,7 @@ import pytest
 from checkers import workspace
 from checkers.ch02_configuration import gitignore_rules, gitignored
 from checkers.outcomes import Outcome
-from conftest import assert_outcome
+from conftest import assert_outcome, assert_rejected
 
 CHAPTER = "02-configuration"
 CONFIG = "tickethub/config.py"
@@ -15,12 +15,6 @@ STARTUP = "tickethub/startup.py"
 INIT = "tickethub/__init__.py"
 WSGI = "wsgi.py"
 GITIGNORE = ".gitignore"
-
-
-def assert_rejected(result, expected):
-    text = result.text()
-    assert result.outcome in (Outcome.FAIL, Outcome.ERROR), text
-    assert expected in text, text
 
 
 @pytest.mark.parametrize("exercise", ["ex1", "ex2", "ex3", "ex4", "ex5"])
