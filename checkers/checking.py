@@ -6,10 +6,12 @@ so the learner's code can raise, loop, exit or write files without harming anyth
 from __future__ import annotations
 
 import importlib
+import itertools
 import linecache
 import os
 import random
 import re
+import secrets
 import shutil
 import signal
 import sys
@@ -47,6 +49,7 @@ class Checker:
     def __init__(self, project: Path, rng: random.Random):
         self.project = project
         self.rng = rng
+        self._database_url: str | None = None
 
     def module(self, name: str):
         """Import one of the learner's modules (errors become ERROR with the learner's line)."""
@@ -59,6 +62,16 @@ class Checker:
         """Fail the step unless `ok`; `seen` may be a callable, so it is only built when needed."""
         if not ok:
             self.fail(expected, seen() if callable(seen) else seen, hint)
+
+    def database_url(self) -> str:
+        """A URL for a fresh, empty database private to this check (the same on every call).
+
+        SQLite in the check's scratch folder by default. When `DATABASE_URL` names a
+        PostgreSQL database, a new schema in it instead, dropped when the check ends.
+        """
+        if self._database_url is None:
+            self._database_url = fresh_database(self.project.parent)
+        return self._database_url
 
     def word(self, prefix: str = "") -> str:
         """A random word, so that hard-coded answers fail."""
@@ -109,6 +122,71 @@ def _body_excerpt(response) -> str:
         return ""
     body = " ".join(body.split())
     return f": `{body[:100]}{'…' if len(body) > 100 else ''}`"
+
+
+# --- databases for checks ---------------------------------------------------------------
+
+_cleanups: list = []  # run when the check ends (run_in_this_process), even after a failure
+_sqlite_files = itertools.count(1)
+
+
+def fresh_database(scratch: Path) -> str:
+    """Return the URL of a new, empty database: a schema of DATABASE_URL's PostgreSQL, or SQLite."""
+    server = os.environ.get("DATABASE_URL", "")
+    if server.startswith(("postgresql", "postgres:")):
+        return _postgres_schema(server)
+    n = next(_sqlite_files)
+    return f"sqlite:///{scratch / ('check.sqlite' if n == 1 else f'check-{n}.sqlite')}"
+
+
+def _postgres_schema(server: str) -> str:
+    """Create a schema `check_<hex>` and return a URL whose connections work in it."""
+    import sqlalchemy as sa
+
+    if server.startswith("postgres://"):
+        server = "postgresql://" + server.removeprefix("postgres://")
+    url = sa.engine.make_url(server)
+    schema = f"check_{secrets.token_hex(6)}"
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    finally:
+        engine.dispose()
+    _cleanups.append(lambda: _drop_schema(url, schema))
+    options = url.query.get("options")
+    # keep the URL's other options, but not a search_path of its own
+    options = re.sub(r"-c\s*search_path=\S+\s*", "", options).strip() + " " if isinstance(options, str) else ""
+    # the schema's name also names the connections, so that cleaning up can find them
+    private = url.update_query_dict({"options": f"{options.lstrip()}-csearch_path={schema}", "application_name": schema})
+    return private.render_as_string(hide_password=False)
+
+
+def _drop_schema(url, schema: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
+            # the learner's connections may still hold locks (an open transaction): end them first
+            connection.execute(
+                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = :name AND pid <> pg_backend_pid()"),
+                {"name": schema},
+            )
+            connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    finally:
+        engine.dispose()
+
+
+def clean_up() -> None:
+    """Run (and forget) the cleanups registered by this check; a cleanup's error is ignored."""
+    while _cleanups:
+        try:
+            _cleanups.pop()()
+        except Exception:  # noqa: BLE001 — a leftover schema is dropped by the tests' fixture
+            pass
 
 
 # --- running an exercise ---------------------------------------------------------------
@@ -261,6 +339,7 @@ def run_in_this_process(module: str, key: str, project: Path, seed: int, scratch
     finally:
         if timer:
             signal.setitimer(signal.ITIMER_REAL, 0)
+        clean_up()
 
 
 def _time_up(signum, frame):

@@ -87,11 +87,17 @@ class Chapter:
         self.title = title
         self.exercises: list[Exercise] = []
         self.root: Path | None = None
+        self.warm_ups: list = []
 
     def exercise(self, title: str, hints=(), requires=()) -> Exercise:
         ex = Exercise(self, f"ex{len(self.exercises) + 1}", title, hints, requires)
         self.exercises.append(ex)
         return ex
+
+    def warm_up(self, function):
+        """Declare work the check server does once, before it forks, so checks start warm."""
+        self.warm_ups.append(function)
+        return function
 
     def get(self, key: str) -> Exercise:
         return next(ex for ex in self.exercises if ex.key == key)

@@ -68,7 +68,7 @@ def test_nothing_is_left_behind(project, tmp_path, monkeypatch):
     """After a killed check, are its process group and its temporary folder gone?"""
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    monkeypatch.setenv("TMPDIR", str(scratch))  # the new server's temporary files go here
+    monkeypatch.setenv("TICKETHUB_SCRATCH", str(scratch))  # the new server's check folders go here
     p = project(CHAPTER).edit(WARMUP, *in_greet(
         "import subprocess; subprocess.Popen(['sleep', '300']); import os; os.kill(os.getpid(), 9)"))
     client = server.Client()

@@ -1,0 +1,560 @@
+"""Do chapter 03's checks accept right answers and reject wrong ones?"""
+import pytest
+
+from checkers import workspace
+from checkers.outcomes import Outcome
+from conftest import assert_outcome, assert_rejected
+
+CHAPTER = "03-database"
+MODELS = "tickethub/models.py"
+EVENTS = "tickethub/events/services.py"
+PAGINATION = "tickethub/pagination.py"
+ERRORS = "tickethub/errors.py"
+BOOKINGS = "tickethub/bookings/services.py"
+CONFIG = "tickethub/config.py"
+FILES = {"ex1": MODELS, "ex2": EVENTS, "ex3": PAGINATION, "ex4": ERRORS, "ex5": BOOKINGS, "ex6": CONFIG}
+
+# tests/test_postgres.py runs these on PostgreSQL too: (exercise, path, old, new, expected fragment)
+POSTGRES_WRONG_ANSWERS = [
+    ("ex5", BOOKINGS, "    event.seats_left -= seats\n", "    event.seats_left -= seats\n    db.session.commit()\n",
+     "the seat count is rolled back"),
+    # fine on SQLite, where the option exists; psycopg refuses it
+    ("ex6", CONFIG, 'SQLALCHEMY_ENGINE_OPTIONS = {}  #',
+     'SQLALCHEMY_ENGINE_OPTIONS = {"connect_args": {"check_same_thread": False}}  #',
+     "`TestingConfig`'s engine options work on that database too"),
+]
+
+
+def rejected(result, expected: str) -> None:
+    """A wrong answer fails with `expected` in its feedback, and nothing of the checker's own."""
+    assert_rejected(result, expected)
+    for internal in ("Traceback", "tickethub-check-", "checkers/", " 0x"):
+        assert internal not in result.text(), result.text()
+
+
+@pytest.mark.parametrize("exercise", sorted(FILES))
+def test_reference_passes(project, exercise):
+    assert_outcome(project(CHAPTER).check(exercise), Outcome.PASS)
+
+
+@pytest.mark.parametrize("exercise", sorted(FILES))
+def test_starter_is_not_attempted(project, exercise):
+    assert_outcome(project(CHAPTER, "starter").check(exercise), Outcome.NOT_ATTEMPTED, f"`{FILES[exercise]}`")
+
+
+@pytest.mark.parametrize("exercise", sorted(FILES))
+def test_checkpoint_is_not_attempted(project, exercise):
+    """Is an exercise whose cell never ran (new file missing, or chapter 02's file) not attempted?"""
+    assert_outcome(project(CHAPTER, "start").check(exercise), Outcome.NOT_ATTEMPTED)
+
+
+def test_checks_leave_the_project_untouched(project):
+    """Do the checks keep their databases out of the learner's folder?"""
+    p = project(CHAPTER)
+    before = sorted(str(f.relative_to(p.root)) for f in p.root.rglob("*"))
+    for exercise in sorted(FILES):
+        assert_outcome(p.check(exercise), Outcome.PASS)
+    assert sorted(str(f.relative_to(p.root)) for f in p.root.rglob("*")) == before
+
+
+def test_starters_import_and_the_factory_works(tmp_path, monkeypatch):
+    """Does the learner's project, before any exercise is solved, import and build an app?"""
+    import importlib
+    import sys
+
+    files = workspace.files(CHAPTER, "start")
+    checkpoint = workspace.checkpoint(CHAPTER)
+    for cell in checkpoint["cells"]:  # what setup() writes
+        files[cell["path"]] = files.get(cell["path"], cell["starter"]) if cell["exercise"] else cell["solution"]
+    workspace.write_files(tmp_path, files)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    for name in [m for m in sys.modules if m == "tickethub" or m.startswith("tickethub.")]:
+        monkeypatch.delitem(sys.modules, name)
+    try:
+        app = importlib.import_module("tickethub").create_app({"TESTING": True})
+        assert app.config["SQLALCHEMY_DATABASE_URI"] == "sqlite:///tickethub.sqlite"
+    finally:
+        for name in [m for m in sys.modules if m == "tickethub" or m.startswith("tickethub.")]:
+            del sys.modules[name]
+
+
+# --- exercise 1: models ------------------------------------------------------------------------
+
+MODELS_ALTERNATIVE = '''
+"""TicketHub's data, written in another style."""
+from typing import List, Optional
+
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .db import db
+
+
+class Venue(db.Model):
+    __tablename__ = "venues"
+    __table_args__ = (UniqueConstraint("name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), nullable=False)
+    city: Mapped[str] = mapped_column(String(80))
+    capacity: Mapped[int] = mapped_column(Integer)
+    events: Mapped[List["Event"]] = relationship("Event", back_populates="venue")
+
+
+class Event(db.Model):
+    __tablename__ = "events"
+    __table_args__ = (CheckConstraint("seats_left >= 0", name="no_overbooking"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    capacity: Mapped[int]
+    seats_left: Mapped[int]
+    venue_id: Mapped[Optional[int]] = mapped_column(ForeignKey("venues.id"), index=True)
+    venue: Mapped[Optional["Venue"]] = relationship(back_populates="events")
+    # the database deletes the bookings (ON DELETE CASCADE); SQLAlchemy need not load them
+    bookings: Mapped[List["Booking"]] = relationship(back_populates="event", passive_deletes=True)
+
+
+class Booking(db.Model):
+    __tablename__ = "bookings"
+    __table_args__ = (UniqueConstraint("email", "event_id", name="one_booking_per_email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(254))
+    seats: Mapped[int]
+    event: Mapped["Event"] = relationship(back_populates="bookings")
+'''
+
+
+def test_models_alternative_passes(project):
+    """Are `Optional`/`List`, table-level unique constraints and `ON DELETE CASCADE` accepted?"""
+    assert_outcome(project(CHAPTER).write(MODELS, MODELS_ALTERNATIVE).check("ex1"), Outcome.PASS)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (  # the email unique on its own: one booking per person, ever
+            '    __table_args__ = (UniqueConstraint("event_id", "email"),)\n',
+            "",
+            "Did you add `__table_args__ = (UniqueConstraint",
+        ),
+        (
+            '    email: Mapped[str] = mapped_column(String(254))\n',
+            '    email: Mapped[str] = mapped_column(String(254), unique=True)\n',
+            "Only the pair",
+        ),
+        (  # an event must have a venue
+            "    venue_id: Mapped[int | None]",
+            "    venue_id: Mapped[int]",
+            "`Event.venue_id` is optional (may be NULL)",
+        ),
+        ("String(120)", "String(100)", "`Venue.name` is `String(120)`"),
+        (  # no cascade: deleting an event tries to keep its bookings
+            ', cascade="all, delete-orphan"',
+            "",
+            'cascade=\\"all, delete-orphan\\"',
+        ),
+        (
+            '    __table_args__ = (CheckConstraint("seats_left >= 0", name="seats_left_not_negative"),)\n',
+            "",
+            "the database stored -1",
+        ),
+        (  # one side of the pair does not know the other
+            '    venue: Mapped[Venue | None] = relationship(back_populates="events")',
+            "    venue: Mapped[Venue | None] = relationship()",
+            "Does each side of a pair name the other in `back_populates`?",
+        ),
+        ("    seats_left: Mapped[int]\n", "", "a column `Event.seats_left`"),
+    ],
+)
+def test_wrong_models_fail(project, old, new, expected):
+    rejected(project(CHAPTER).edit(MODELS, old, new).check("ex1"), expected.replace('\\"', '"'))
+
+
+# --- exercise 2: the event service ---------------------------------------------------------------
+
+
+def _events_alternative(project):
+    text = project.read(EVENTS)
+    head = text[: text.index("def events_query")]
+    return head + '''
+def events_query():
+    """Every event, oldest first."""
+    return db.select(Event).order_by(Event.id.asc())
+
+
+def get_event(event_id):
+    event = db.session.execute(db.select(Event).where(Event.id == event_id)).scalar_one_or_none()
+    if not event:
+        raise EventNotFound(event_id)
+    return event
+
+
+def create_event(data):
+    fields = validate_event(data)
+    event = Event(
+        name=fields["name"],
+        capacity=fields["capacity"],
+        seats_left=fields["capacity"],
+        venue_id=fields.get("venue_id"),
+    )
+    db.session.add(event)
+    db.session.commit()
+    return event
+
+
+def update_event(event_id, data):
+    fields = validate_event(data, partial=True)
+    event = get_event(event_id)
+    booked = event.capacity - event.seats_left
+    capacity = fields.get("capacity", event.capacity)
+    if capacity < booked:
+        raise InvalidEvent({"capacity": f"at least {booked}"})
+    event.name = fields.get("name", event.name)
+    event.venue_id = fields.get("venue_id", event.venue_id)
+    event.capacity, event.seats_left = capacity, capacity - booked
+    db.session.commit()
+    return event
+
+
+def delete_event(event_id):
+    event = get_event(event_id)
+    db.session.delete(event)
+    db.session.commit()
+'''
+
+
+def test_events_alternative_passes(project):
+    """Are `scalar_one_or_none()`, explicit fields and a different update accepted?"""
+    p = project(CHAPTER)
+    assert_outcome(p.write(EVENTS, _events_alternative(p)).check("ex2"), Outcome.PASS)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (  # added, never saved
+            "    db.session.add(event)\n    db.session.commit()\n",
+            "    db.session.add(event)\n    db.session.flush()\n",
+            "Did you `db.session.add(event)` and then `db.session.commit()`?",
+        ),
+        (
+            'event = Event(seats_left=fields["capacity"], **fields)',
+            "event = Event(seats_left=0, **fields)",
+            "Does a new event start with `seats_left` equal to its `capacity`?",
+        ),
+        (  # forgets the seats already booked
+            'event.seats_left = fields["capacity"] - booked',
+            'event.seats_left = fields["capacity"]',
+            "Booked seats are `capacity - seats_left`",
+        ),
+        (
+            "return db.select(Event).order_by(Event.id)",
+            "return db.select(Event)",
+            "Did you add `.order_by(Event.id)`?",
+        ),
+        (  # runs the query instead of returning it
+            "return db.select(Event).order_by(Event.id)",
+            "return db.session.execute(db.select(Event).order_by(Event.id)).scalars().all()",
+            "`events_query()` returns a statement",
+        ),
+        (
+            "    db.session.delete(get_event(event_id))\n    db.session.commit()\n",
+            "    db.session.delete(get_event(event_id))\n",
+            "Did you `db.session.delete(event)` and then `db.session.commit()`?",
+        ),
+        (  # works, but legacy
+            "    event = db.session.get(Event, event_id)\n    if event is None:",
+            "    event = Event.query.get(event_id)\n    if event is None:",
+            "`Event.query` in `tickethub/events/services.py`",
+        ),
+    ],
+)
+def test_wrong_event_services_fail(project, old, new, expected):
+    rejected(project(CHAPTER).edit(EVENTS, old, new).check("ex2"), expected)
+
+
+def test_events_need_the_models_of_exercise_1(project):
+    """Does a missing model column point back to exercise 1 rather than fail obscurely?"""
+    p = project(CHAPTER).edit(MODELS, "    seats_left: Mapped[int]\n", "")
+    assert_outcome(p.check("ex2"), Outcome.FAIL, "`Event.seats_left` from exercise 1", "ex1.check()")
+
+
+# --- exercise 3: pagination ----------------------------------------------------------------------
+
+PAGINATION_ALTERNATIVE = '''
+"""Pagination by hand: LIMIT, OFFSET and a count."""
+import math
+
+from flask import abort, request
+from sqlalchemy import func
+
+from .db import db
+
+DEFAULT_PER_PAGE = 20
+MAX_PER_PAGE = 100
+
+
+def paginate(statement, serialize):
+    try:
+        page = int(request.args.get("page", 1))
+        per_page = int(request.args.get("per_page", DEFAULT_PER_PAGE))
+    except ValueError:
+        abort(400)
+    if page < 1 or per_page < 1:
+        abort(400)
+    per_page = min(per_page, MAX_PER_PAGE)
+    total = db.session.execute(
+        db.select(func.count()).select_from(statement.order_by(None).subquery())
+    ).scalar_one()
+    items = db.session.execute(statement.limit(per_page).offset((page - 1) * per_page)).scalars()
+    return {
+        "items": [serialize(item) for item in items],
+        "page": page,
+        "per_page": per_page,
+        "total": total,
+        "pages": math.ceil(total / per_page),
+    }
+
+
+def _whole_number(name, default):
+    raise NotImplementedError("not needed")
+'''
+
+
+def test_pagination_alternative_passes(project):
+    """Is pagination by hand (`limit`, `offset`, a count query) accepted?"""
+    assert_outcome(project(CHAPTER).write(PAGINATION, PAGINATION_ALTERNATIVE).check("ex3"), Outcome.PASS)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("error_out=False", "error_out=True", "Did you pass `error_out=False`"),
+        (  # no cap at all (db.paginate caps at 100 unless told otherwise)
+            "per_page = min(_whole_number(\"per_page\", DEFAULT_PER_PAGE), MAX_PER_PAGE)\n"
+            "    result = db.paginate(statement, page=page, per_page=per_page, error_out=False)",
+            "per_page = _whole_number(\"per_page\", DEFAULT_PER_PAGE)\n"
+            "    result = db.paginate(statement, page=page, per_page=per_page, error_out=False, max_per_page=None)",
+            "Do you cap it with `min(per_page, MAX_PER_PAGE)`?",
+        ),
+        (  # trusts the query string
+            '    text = request.args.get(name)\n    if text is None:',
+            '    return int(request.args.get(name, default))\n    text = None\n    if text is None:',
+            "is answered 400",
+        ),
+        (  # reads every row, then slices
+            "    result = db.paginate(statement, page=page, per_page=per_page, error_out=False)\n"
+            "    return {\n"
+            '        "items": [serialize(item) for item in result.items],\n'
+            '        "page": result.page,\n'
+            '        "per_page": result.per_page,\n'
+            '        "total": result.total,\n'
+            '        "pages": result.pages,\n'
+            "    }\n",
+            "    rows = db.session.execute(statement).scalars().all()\n"
+            "    start = (page - 1) * per_page\n"
+            "    return {\n"
+            '        "items": [serialize(item) for item in rows[start:start + per_page]],\n'
+            '        "page": page,\n'
+            '        "per_page": per_page,\n'
+            '        "total": len(rows),\n'
+            '        "pages": -(-len(rows) // per_page),\n'
+            "    }\n",
+            "reads every row",
+        ),
+        (  # pages counted from 0
+            '    page = _whole_number("page", 1)\n',
+            '    page = _whole_number("page", 1) + 1\n',
+            "`page` is 1",
+        ),
+    ],
+)
+def test_wrong_pagination_fails(project, old, new, expected):
+    rejected(project(CHAPTER).edit(PAGINATION, old, new).check("ex3"), expected)
+
+
+# --- exercise 4: 409 on a unique violation ---------------------------------------------------------
+
+HANDLER = '''    @app.errorhandler(IntegrityError)
+    def integrity_error(error):
+        # the failed transaction must be rolled back before this session can be used again
+        db.session.rollback()
+        # the database's own message names tables, columns and values: never send it
+        return http_error(Conflict("That conflicts with data that already exists (a name must be unique, for example)."))
+'''
+
+
+def test_conflict_alternative_passes(project):
+    """Is a handler that builds its own JSON with `jsonify` accepted?"""
+    p = project(CHAPTER).edit(ERRORS, HANDLER, '''    @app.errorhandler(IntegrityError)
+    def conflict(error):
+        db.session.rollback()
+        return jsonify(code=409, error="Conflict", message="This would duplicate something unique."), 409
+''').edit(ERRORS, "from flask import request", "from flask import jsonify, request")
+    assert_outcome(p.check("ex4"), Outcome.PASS)
+
+
+@pytest.mark.parametrize(
+    ("new", "expected"),
+    [
+        (  # no rollback
+            HANDLER.replace("        db.session.rollback()\n", ""),
+            "Did you call `db.session.rollback()` in the handler?",
+        ),
+        (  # the database's message, sent to the visitor
+            HANDLER.replace('Conflict("That conflicts with data that already exists (a name must be unique, for example).")',
+                            "Conflict(str(error))"),
+            "Did you send `str(error)`?",
+        ),
+        (HANDLER.replace("Conflict(", "BadRequest("), "answered 400"),
+        (  # a plain-text answer
+            HANDLER.replace('return http_error(Conflict("That conflicts with data that already exists (a name must be unique, for example)."))',
+                            'return "conflict", 409'),
+            "`Content-Type: text/html",
+        ),
+        ("", "the `IntegrityError` reached Flask unhandled"),
+    ],
+)
+def test_wrong_conflict_handlers_fail(project, new, expected):
+    p = project(CHAPTER).edit(ERRORS, HANDLER, new)
+    if "BadRequest" in new:
+        p.edit(ERRORS, "import Conflict,", "import BadRequest, Conflict,")
+    rejected(p.check("ex4"), expected)
+
+
+# --- exercise 5: the booking transaction ---------------------------------------------------------
+
+def _book_body(body: str, project) -> str:
+    text = project.read(BOOKINGS)
+    return text[: text.index("    email, seats = validate_booking(data)\n")] + "    email, seats = validate_booking(data)\n" + body
+
+
+BOOK_CONDITIONAL_UPDATE = '''    # one UPDATE that only succeeds if the seats are there: no read-modify-write
+    result = db.session.execute(
+        db.update(Event)
+        .where(Event.id == event_id, Event.seats_left >= seats)
+        .values(seats_left=Event.seats_left - seats)
+    )
+    if result.rowcount != 1:
+        event = db.session.get(Event, event_id)
+        left = None if event is None else event.seats_left
+        db.session.rollback()
+        if left is None:
+            raise EventNotFound(event_id)
+        raise SoldOut(left)
+    booking = Booking(event_id=event_id, email=email, seats=seats)
+    db.session.add(booking)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise AlreadyBooked(email) from None
+    return booking
+'''
+
+BOOK_PRE_CHECK = '''    event = db.session.get(Event, event_id)
+    if event is None:
+        raise EventNotFound(event_id)
+    if event.seats_left < seats:
+        raise SoldOut(event.seats_left)
+    taken = db.session.execute(
+        db.select(Booking).where(Booking.event_id == event_id, Booking.email == email)
+    ).scalar_one_or_none()
+    if taken is not None:
+        raise AlreadyBooked(email)
+    event.seats_left -= seats
+    booking = Booking(event=event, email=email, seats=seats)
+    db.session.add(booking)
+    db.session.commit()
+    return booking
+'''
+
+
+def test_booking_alternative_passes(project):
+    """Is an atomic conditional `UPDATE ... WHERE seats_left >= :seats` accepted?"""
+    p = project(CHAPTER)
+    assert_outcome(p.write(BOOKINGS, _book_body(BOOK_CONDITIONAL_UPDATE, p)).check("ex5"), Outcome.PASS)
+
+
+def test_looking_first_loses_the_race(project):
+    """Does a service that looks for a duplicate instead of trusting the constraint fail the race?"""
+    p = project(CHAPTER)
+    rejected(p.write(BOOKINGS, _book_body(BOOK_PRE_CHECK, p)).check("ex5"),
+                    "Did you look for an existing booking first?")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (  # two transactions: the seats are saved even when the booking fails
+            "    event.seats_left -= seats\n",
+            "    event.seats_left -= seats\n    db.session.commit()\n",
+            "the seat count is rolled back",
+        ),
+        (
+            "        db.session.rollback()  # undo both, and make the session usable again\n",
+            "",
+            "Did you call `db.session.rollback()` before raising `AlreadyBooked`?",
+        ),
+        (  # trusts the CHECK constraint to refuse overbooking
+            "    if event.seats_left < seats:\n        raise SoldOut(event.seats_left)\n",
+            "",
+            "raises `SoldOut`",
+        ),
+        (  # the duplicate becomes a 500
+            "    try:\n        db.session.commit()  # one commit: the new seat count and the booking, together\n"
+            "    except IntegrityError:\n        db.session.rollback()  # undo both, and make the session usable again\n"
+            "        raise AlreadyBooked(email) from None\n",
+            "    db.session.commit()\n",
+            "a second time raises `AlreadyBooked`",
+        ),
+    ],
+)
+def test_wrong_bookings_fail(project, old, new, expected):
+    rejected(project(CHAPTER).edit(BOOKINGS, old, new).check("ex5"), expected)
+
+
+# --- exercise 6: pool settings -------------------------------------------------------------------
+
+POOL_OPTIONS = '''    SQLALCHEMY_ENGINE_OPTIONS = {
+        "pool_size": 5,  # connections each process keeps open, ready for the next request
+        "max_overflow": 10,  # extra connections in a burst, closed again when they are returned
+        "pool_pre_ping": True,  # test a connection before handing it out: survives database restarts
+        "pool_recycle": 1800,  # replace connections after 30 minutes, before a server or proxy drops them
+    }
+'''
+TESTING_DATABASE = '''    SQLALCHEMY_DATABASE_URI = "sqlite://"  # in memory: every app gets a new, empty database
+    SQLALCHEMY_ENGINE_OPTIONS = {}  # an in-memory database lives in its one connection: no pool to tune
+'''
+
+
+def test_pool_alternative_passes(project):
+    """Are `dict(...)`, `30 * 60`, `sqlite:///:memory:` and a pre-ping for tests accepted?"""
+    p = project(CHAPTER).edit(CONFIG, POOL_OPTIONS, "    SQLALCHEMY_ENGINE_OPTIONS = dict(\n"
+                              "        pool_recycle=30 * 60, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_timeout=10\n    )\n")
+    p.edit(CONFIG, TESTING_DATABASE, '    SQLALCHEMY_DATABASE_URI = "sqlite:///:memory:"\n'
+           '    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}\n')
+    assert_outcome(p.check("ex6"), Outcome.PASS)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ('        "pool_pre_ping": True,', "", '`"pool_pre_ping": True`'),
+        ('"pool_recycle": 1800', '"pool_recycle": "1800"', '`"pool_recycle": 1800`'),
+        (  # the in-memory database inherits pool_size
+            "    SQLALCHEMY_ENGINE_OPTIONS = {}  #",
+            "    #",
+            "give `TestingConfig` `SQLALCHEMY_ENGINE_OPTIONS = {}`",
+        ),
+        ('SQLALCHEMY_DATABASE_URI = "sqlite://"', 'SQLALCHEMY_DATABASE_URI = "sqlite:///test.sqlite"', "an in-memory database"),
+        (POOL_OPTIONS, "", "`Config.SQLALCHEMY_ENGINE_OPTIONS`, a dict"),  # no pool settings at all
+    ],
+)
+def test_wrong_pool_settings_fail(project, old, new, expected):
+    rejected(project(CHAPTER).edit(CONFIG, old, new).check("ex6"), expected)

@@ -1,0 +1,115 @@
+"""Do the data chapters hold on a real PostgreSQL server, exactly as they do on SQLite?
+
+A data chapter is one whose checker module declares `USES_DATABASE = True`. For each, with
+DATABASE_URL pointing at a database made for this module (`tickethub_test_<hex>`, dropped at
+the end):
+- its checks pass on the reference solution and reject the wrong answers its own test module
+  lists in `POSTGRES_WRONG_ANSWERS` (exercise, path, old, new, expected fragment), through a
+  check server started with that DATABASE_URL, and every check drops its schema afterwards;
+- its solution notebook passes strict nbval, in a schema of its own.
+Without a reachable server these tests skip, except in CI, where they fail (see postgres_server.py).
+"""
+import importlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from checkers import server, workspace
+from checkers.build import CHAPTER, ROOT
+from checkers.outcomes import Outcome
+from conftest import Project, assert_outcome, assert_rejected
+from postgres_server import fresh_database, schemas, with_schema
+
+SANITIZE = Path(__file__).with_name("nbval_sanitize.cfg")
+
+
+def data_chapters() -> list[str]:
+    """The chapters whose checker module says `USES_DATABASE = True`."""
+    found = []
+    for path in sorted((ROOT / "solutions").glob("*.ipynb")):
+        module = workspace.module_name(path.stem)
+        if CHAPTER.match(path.name) and importlib.util.find_spec(module):
+            if getattr(importlib.import_module(module), "USES_DATABASE", False):
+                found.append(path.stem)
+    return found
+
+
+def wrong_answers(chapter: str) -> list:
+    """The chapter's `POSTGRES_WRONG_ANSWERS`, from its own test module (tests/test_chNN_topic.py)."""
+    name = "test_ch" + chapter.replace("-", "_")
+    if not importlib.util.find_spec(name):
+        return []
+    return list(getattr(importlib.import_module(name), "POSTGRES_WRONG_ANSWERS", []))
+
+
+DATA_CHAPTERS = data_chapters()
+WRONG_ANSWERS = [
+    pytest.param(chapter, *answer, id=f"{chapter}-{answer[0]}-{n}")
+    for chapter in DATA_CHAPTERS
+    for n, answer in enumerate(wrong_answers(chapter), 1)
+]
+
+
+@pytest.fixture(scope="module")
+def database():
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(database):
+    """A new check server that sees DATABASE_URL (the session's own server does not)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DATABASE_URL", database)
+        started = server.Client()
+        started.start()
+        yield started
+        started.stop()
+
+
+def _project(chapter: str, root: Path, client) -> Project:
+    workspace.write_files(root, workspace.files(chapter, "solution"))
+    return Project(chapter, root, client)
+
+
+@pytest.mark.parametrize("chapter", DATA_CHAPTERS)
+def test_every_data_chapter_lists_wrong_answers(chapter):
+    """Does each data chapter say which wrong answers must also fail on PostgreSQL?"""
+    assert wrong_answers(chapter), (
+        f"add POSTGRES_WRONG_ANSWERS = [(exercise, path, old, new, expected), ...] to "
+        f"tests/test_ch{chapter.replace('-', '_')}.py"
+    )
+
+
+@pytest.mark.parametrize("chapter", DATA_CHAPTERS)
+def test_reference_passes_on_postgres(chapter, client, database, tmp_path):
+    p = _project(chapter, tmp_path / chapter, client)
+    for exercise in importlib.import_module(p.module).chapter.exercises:
+        assert_outcome(p.check(exercise.key), Outcome.PASS)
+    assert schemas(database) == [], "a check left its schema behind"
+
+
+@pytest.mark.parametrize(("chapter", "exercise", "path", "old", "new", "expected"), WRONG_ANSWERS)
+def test_wrong_answers_fail_on_postgres(chapter, exercise, path, old, new, expected, client, database, tmp_path):
+    p = _project(chapter, tmp_path / chapter, client).edit(path, old, new)
+    assert_rejected(p.check(exercise), expected)
+    assert schemas(database) == [], "a check left its schema behind"
+
+
+@pytest.mark.parametrize("chapter", DATA_CHAPTERS)
+def test_solution_notebook_on_postgres(chapter, database, tmp_path):
+    """Does the solution notebook reproduce its stored (SQLite) outputs exactly on PostgreSQL?"""
+    shutil.copy(ROOT / "solutions" / f"{chapter}.ipynb", tmp_path)
+    url = with_schema(database, "nb_" + chapter.replace("-", "_"))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "--nbval-cell-timeout=120",
+         "--nbval-sanitize-with", str(SANITIZE), "-p", "no:cacheprovider", "-q", f"{chapter}.ipynb"],
+        cwd=tmp_path, env={**os.environ, "DATABASE_URL": url}, capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    assert schemas(database) == [], "a check in the notebook left its schema behind"
