@@ -5,7 +5,8 @@ For each chapter `solutions/NN-topic.ipynb` the build writes:
   hint and solution calls commented out, check cells locked, navigation cells added;
 - `checkers/checkpoints/NN-topic.json`: the project as it stood when the chapter starts,
   and each file the chapter's `%%writefile` cells write (starter and solution versions);
-and `notebooks/index.ipynb`, listing every chapter by its first heading.
+and `notebooks/index.ipynb`, listing every chapter by its first heading. The index, and each
+learner notebook after its title, get a progress dashboard cell (`checkers.dashboard`).
 
 Solution markers: lines between `# BEGIN SOLUTION` and `# END SOLUTION` become
 `...  # YOUR CODE HERE`; a line ending in `# SOLUTION` becomes `name = ...` (for an
@@ -166,6 +167,20 @@ def navigation(names: list[str], titles: dict[str, str], position: int, where: s
     return cell
 
 
+def progress_cell(chapter: str | None = None):
+    """A locked cell showing the learner's progress: one chapter's, or the whole course's."""
+    call = f'dashboard("{chapter}")' if chapter else "dashboard()"
+    cell = nbformat.v4.new_code_cell(f"from checkers.dashboard import dashboard\n\n{call}", id="progress")
+    cell.metadata = {"tags": ["progress"], "editable": False, "deletable": False}
+    return cell
+
+
+def with_progress(cells: list, chapter: str) -> list:
+    """Put the chapter's progress cell right after its title cell."""
+    title = next(i for i, c in enumerate(cells) if c.cell_type == "markdown")
+    return [*cells[: title + 1], progress_cell(chapter), *cells[title + 1 :]]
+
+
 def index_notebook(names: list[str], titles: dict[str, str]):
     rows = "\n".join(f"- [{titles[n]}]({n}.ipynb)" for n in names)
     text = (
@@ -177,10 +192,13 @@ def index_notebook(names: list[str], titles: dict[str, str]):
         "and solve the exercises: every exercise ends with a check that tells you what is right "
         "and what is not. Chapters build on each other, but each starts from a working "
         "checkpoint, so you can open any of them.\n\n"
-        f"## Chapters\n\n{rows}\n"
+        f"## Chapters\n\n{rows}\n\n"
+        "## Your progress\n\n"
+        "Run the cell below to see every exercise's latest outcome. It updates by itself as you "
+        "run checks, in any chapter; progress is kept in `work/.progress.json` beside the notebooks.\n"
     )
     cell = nbformat.v4.new_markdown_cell(text, id="course-index")
-    return nbformat.v4.new_notebook(cells=[cell], metadata=KERNEL)
+    return nbformat.v4.new_notebook(cells=[cell, progress_cell()], metadata=KERNEL)
 
 
 def build(
@@ -203,7 +221,8 @@ def build(
     wanted: dict[Path, str] = {notebooks / INDEX: _notebook_text(index_notebook(names, titles))}
     for position, (chapter, chapter_start) in enumerate(chapters):
         nb = chapter.learner
-        nb.cells = [navigation(names, titles, position, "top"), *nb.cells, navigation(names, titles, position, "bottom")]
+        cells = with_progress(nb.cells, chapter.name)
+        nb.cells = [navigation(names, titles, position, "top"), *cells, navigation(names, titles, position, "bottom")]
         wanted[notebooks / f"{chapter.name}.ipynb"] = _notebook_text(nb)
         record = {
             "chapter": chapter.name,

@@ -18,14 +18,23 @@ class Outcome(str, enum.Enum):
 # step statuses: passed, failed, skipped (an earlier step failed), or the outcome that stopped it
 MARKS = {"passed": "✓", "failed": "✗", "skipped": "–", "error": "!", "timeout": "⏱"}
 
-# colours chosen to read on both JupyterLab's light and dark themes
+# each outcome's word is white on its colour, a label that reads the same on JupyterLab's
+# light and dark themes (contrast over 5:1); the colours also stand out from both backgrounds
 COLOURS = {
-    Outcome.PASS: "#2e9d4f",
-    Outcome.FAIL: "#d9822b",
-    Outcome.NOT_ATTEMPTED: "#6c7a89",
-    Outcome.ERROR: "#d64545",
-    Outcome.TIMEOUT: "#b15dd6",
+    Outcome.PASS: "#1e7b3c",
+    Outcome.FAIL: "#b35309",
+    Outcome.NOT_ATTEMPTED: "#5b6775",
+    Outcome.ERROR: "#c0392b",
+    Outcome.TIMEOUT: "#8e44ad",
 }
+
+
+def outcome_label(outcome: Outcome) -> str:
+    """The outcome's word as a small coloured label."""
+    return (
+        f'<strong class="tickethub-label" style="background:{COLOURS[outcome]};color:#fff;'
+        f'padding:0 6px;border-radius:3px">{outcome.value}</strong>'
+    )
 
 
 @dataclass
@@ -87,8 +96,7 @@ class Result:
             f'<div class="tickethub-result tickethub-{self.outcome.value.lower()}" '
             f'style="border-left:5px solid {colour};background:{colour}1a;'
             'padding:6px 12px;margin:4px 0;border-radius:3px;line-height:1.5">',
-            f'<div><strong style="color:{colour}">{self.outcome.value}</strong>'
-            f" &nbsp;{_inline(self.heading)}</div>",
+            f"<div>{outcome_label(self.outcome)} &nbsp;{_inline(self.heading)}</div>",
         ]
         if self.message:
             parts.append(f"<div>{_inline(self.message)}</div>")

@@ -1,0 +1,134 @@
+"""The learner's progress: each exercise's latest outcome, in a small file beside the notebooks.
+
+`work/.progress.json` survives kernel restarts and is shared by every notebook in the folder.
+It is replaced atomically (never half-written), and a file that cannot be read is moved
+aside with a message, never crashed on and never silently thrown away.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from . import workspace
+
+FILE = ".progress.json"
+LOCK = ".progress.lock"
+GRADE_RUN = "TICKETHUB_GRADE_RUN"  # set for every process of `python -m checkers grade`
+
+listeners: list = []  # called with the new progress after every record in this process
+notices: list[str] = []  # what went wrong with the file in this process, for dashboards
+
+
+def grading() -> bool:
+    """Is this kernel being graded (by the grade command or by nbval in grading mode)?"""
+    from .exercise import GRADING
+
+    return bool(os.environ.get(GRADING) or os.environ.get(GRADE_RUN))
+
+
+def path(base: Path | None = None) -> Path:
+    """Return the progress file for the notebooks in `base` (default: the running notebook's)."""
+    if base is None:
+        from .exercise import notebook_dir
+
+        base = notebook_dir()
+    return Path(base) / workspace.WORK / FILE
+
+
+def load(base: Path | None = None) -> dict[str, dict[str, str]]:
+    """Return {chapter: {exercise: outcome}}, empty when nothing has been checked yet."""
+    target = path(base)
+    if not target.exists():
+        return {}
+    with _locked(target):
+        return _read(target)
+
+
+def record(chapter: str, exercise: str, outcome) -> None:
+    """Remember an exercise's latest outcome; never while grading, and never raising."""
+    if grading():
+        return
+    try:
+        target = path()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(target):
+            chapters = _read(target)
+            chapters.setdefault(chapter, {})[exercise] = getattr(outcome, "value", str(outcome))
+            _write(target, chapters)
+    except Exception as error:  # noqa: BLE001 — progress is a convenience; the check matters
+        print(f"(Your progress could not be saved: {type(error).__name__}: {error})", file=sys.stderr)
+        return
+    for listener in list(listeners):
+        try:
+            listener(chapters)
+        except Exception:  # noqa: BLE001 — a broken view must not break a check
+            pass
+
+
+def _read(target: Path) -> dict[str, dict[str, str]]:
+    try:
+        data = target.read_bytes()
+    except FileNotFoundError:
+        return {}
+    try:
+        chapters = json.loads(data.decode("utf-8"))["chapters"]
+        if not all(
+            isinstance(exercises, dict) and all(isinstance(v, str) for v in exercises.values())
+            for exercises in chapters.values()
+        ):
+            raise ValueError("unexpected content")
+        return chapters
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        _set_aside(target, error)
+        return {}
+
+
+def _set_aside(target: Path, error: Exception) -> None:
+    """Keep an unreadable progress file under a new name, and say so."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    aside = target.with_name(f".progress-unreadable-{stamp}.json")
+    os.replace(target, aside)
+    where = f"{workspace.WORK}/"
+    message = (
+        f"TicketHub could not read your progress file {where}{target.name} "
+        f"({type(error).__name__}), so it was kept as {where}{aside.name} and your progress "
+        "starts afresh. Your code is not affected; run a chapter's checks to fill it in again."
+    )
+    notices.append(message)
+    print(message, file=sys.stderr)
+
+
+def _write(target: Path, chapters: dict) -> None:
+    """Replace the file in one step, so a reader never sees half of it."""
+    fd, temporary = tempfile.mkstemp(prefix=".progress-", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump({"version": 1, "chapters": chapters}, out, indent=1, sort_keys=True)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+@contextlib.contextmanager
+def _locked(target: Path):
+    """Hold a lock beside the file, so two notebooks recording at once lose nothing."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: atomic replacement alone
+        yield
+        return
+    with open(target.with_name(LOCK), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
