@@ -13,7 +13,7 @@ from . import __version__, progress, workspace
 from .outcomes import Outcome, Result, Text
 
 GRADING = "TICKETHUB_GRADING"  # plain nbval grading: a check that does not pass fails its cell
-GRADER = "TICKETHUB_GRADE_RESULTS"  # set by `checkers grade`, which runs every check itself
+GRADER = "TICKETHUB_GRADE_RUN"  # set for every process of `checkers grade`, which runs every check itself
 
 
 class CheckFailed(AssertionError):

@@ -23,11 +23,12 @@ from pathlib import Path
 import nbformat
 
 from . import report, workspace
+from .exercise import GRADER
 
 NBVAL_COMMENT = re.compile(r"^\s*#\s*(NBVAL_\w+|PYTEST_VALIDATE_IGNORE_OUTPUT)\s*$", re.M)
 NBVAL_TAGS = {"nbval-ignore-output", "nbval-check-output", "nbval-raises-exception", "nbval-skip",
               "raises-exception", "pytest-validate-ignore-output", "skip-execution"}
-RUN_MARK = "TICKETHUB_GRADE_RUN"
+RUN_MARK = GRADER  # also marks every process of a run, so leftovers can be found
 KERNEL = "tickethub-grader"
 
 

@@ -18,7 +18,6 @@ from . import workspace
 
 FILE = ".progress.json"
 LOCK = ".progress.lock"
-GRADE_RUN = "TICKETHUB_GRADE_RUN"  # set for every process of `python -m checkers grade`
 
 listeners: list = []  # called with the new progress after every record in this process
 notices: list[str] = []  # what went wrong with the file in this process, for dashboards
@@ -26,9 +25,9 @@ notices: list[str] = []  # what went wrong with the file in this process, for da
 
 def grading() -> bool:
     """Is this kernel being graded (by the grade command or by nbval in grading mode)?"""
-    from .exercise import GRADING
+    from .exercise import GRADER, GRADING
 
-    return bool(os.environ.get(GRADING) or os.environ.get(GRADE_RUN))
+    return bool(os.environ.get(GRADING) or os.environ.get(GRADER))
 
 
 def path(base: Path | None = None) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import checkers.exercise
-from checkers import dashboard, grade, progress, server, workspace
+from checkers import dashboard, progress, server, workspace
 from checkers.ch00_welcome import chapter, ex1
 from checkers.outcomes import Outcome
 
@@ -20,7 +20,7 @@ def notebook_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(checkers.exercise, "_notebook_dir", None)
     monkeypatch.setattr(chapter, "root", None)
-    for name in (checkers.exercise.GRADING, progress.GRADE_RUN, "TICKETHUB_GRADE_RESULTS"):
+    for name in (checkers.exercise.GRADING, checkers.exercise.GRADER, "TICKETHUB_GRADE_RESULTS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(progress, "notices", [])
     yield tmp_path
@@ -81,13 +81,12 @@ def test_an_unreadable_file_is_kept_aside_not_wiped(notebook_dir, capsys, conten
     assert "kept as work/" in dashboard.Dashboard(CHAPTER).html()  # the dashboard says so too
 
 
-@pytest.mark.parametrize("variable", [checkers.exercise.GRADING, progress.GRADE_RUN])
+@pytest.mark.parametrize("variable", [checkers.exercise.GRADING, checkers.exercise.GRADER])
 def test_nothing_is_recorded_while_grading(notebook_dir, monkeypatch, variable):
     """Does grading (plain nbval or the grade command) leave no progress behind?"""
     monkeypatch.setenv(variable, "1")
     progress.record(CHAPTER, "ex1", Outcome.PASS)
     assert not (notebook_dir / "work").exists()
-    assert progress.GRADE_RUN == grade.RUN_MARK
 
 
 def test_a_broken_progress_file_never_breaks_a_check(notebook_dir, capsys):
