@@ -36,9 +36,12 @@ def preload() -> None:
     from . import workspace
 
     for chapter in workspace.chapters():
-        workspace.checkpoint(chapter)
-        for warm_up in importlib.import_module(workspace.module_name(chapter)).chapter.warm_ups:
-            warm_up()
+        try:
+            workspace.checkpoint(chapter)
+            for warm_up in importlib.import_module(workspace.module_name(chapter)).chapter.warm_ups:
+                warm_up()
+        except Exception as error:  # noqa: BLE001 — one broken chapter must not stop the others' checks
+            print(f"checkers: chapter {chapter} could not be preloaded: {error!r}", file=sys.stderr)
 
 
 def scratch_folder() -> str:
