@@ -10,7 +10,7 @@ from unittest.mock import patch
 import dotenv  # noqa: F401  (imported before the check server forks, so wsgi.py loads fast)
 from flask import Flask
 
-from .checking import show as _show_value
+from .checking import raised, show as _show_value
 from .exercise import Chapter
 
 chapter = Chapter(__name__, "Configuration")
@@ -132,15 +132,6 @@ def _instance_file(t, text: str | None) -> None:
         path.write_text(text, encoding="utf-8")
 
 
-def _raised(call):
-    """Run `call`; return the exception it raised, or None."""
-    try:
-        call()
-    except Exception as error:  # noqa: BLE001 — the step decides what was right
-        return error
-    return None
-
-
 def _describe(error: BaseException | None) -> str:
     if error is None:
         return "no exception"
@@ -256,7 +247,7 @@ def _production_like(key="<missing>") -> dict:
 
 
 def _verify(t, config):
-    return _raised(lambda: t.startup.verify_config(config))
+    return raised(lambda: t.startup.verify_config(config))
 
 
 @ex2.step("`tickethub/startup.py` defines `ConfigError` (a `RuntimeError`) and `verify_config(config)`")
@@ -401,7 +392,7 @@ def _testing(t):
 @ex3.step("an unknown `TICKETHUB_ENV` raises `ValueError` listing the valid names")
 def _unknown(t):
     name = t.word()
-    error = _raised(lambda: _create(t, env={"TICKETHUB_ENV": name}))
+    error = raised(lambda: _create(t, env={"TICKETHUB_ENV": name}))
     t.require(
         isinstance(error, ValueError),
         f"`ValueError` when `TICKETHUB_ENV={name}`",
@@ -493,7 +484,7 @@ def _production_refuses(t):
         ({"TICKETHUB_ENV": "production", "TICKETHUB_SECRET_KEY": "dev"}, "`TICKETHUB_SECRET_KEY=dev`"),
         ({"TICKETHUB_ENV": "production", "TICKETHUB_SECRET_KEY": _secret(t, 20)}, "a 20-character key"),
     ):
-        error = _raised(lambda: _create(t, env=env))
+        error = raised(lambda: _create(t, env=env))
         t.require(
             isinstance(error, ConfigError) and "TICKETHUB_SECRET_KEY" in str(error),
             f"`create_app()` raises `ConfigError` with `TICKETHUB_ENV=production` and {what}",

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from werkzeug.exceptions import HTTPException
 
-from .checking import show
+from .checking import raised, show, speed_up
 from .exercise import Chapter
 
 USES_DATABASE = True  # tests/test_postgres.py runs this chapter's checks and notebook on PostgreSQL too
@@ -73,16 +73,6 @@ RELATIONSHIPS = [
 ]
 
 
-def _speed_up(engine) -> None:
-    """A check's SQLite file is thrown away: skip the disk flushes that make each commit slow."""
-    if engine.dialect.name == "sqlite":
-        sa.event.listen(engine, "connect", _no_sync)
-
-
-def _no_sync(dbapi_connection, record):
-    dbapi_connection.execute("PRAGMA synchronous = OFF")
-
-
 def _app(t, *features: str) -> Flask:
     """An app on this check's own empty database, with the learner's `db` and these blueprints.
 
@@ -102,11 +92,11 @@ def _app(t, *features: str) -> Flask:
         t.module("tickethub.errors").register_error_handlers(app)
     t.module("tickethub.models")
     with app.app_context():
-        _speed_up(t.db.engine)
+        speed_up(t.db.engine)
         t.db.create_all()
     t.app, t.client = app, app.test_client()
     t.peek = sa.create_engine(t.database_url())  # the check's own connection: it sees only what was committed
-    _speed_up(t.peek)
+    speed_up(t.peek)
     return app
 
 
@@ -177,14 +167,6 @@ def _event(t, **fields):
     values.update(fields)
     with t.peek.begin() as connection:
         return connection.execute(sa.insert(Event.__table__).values(**values)).inserted_primary_key[0]
-
-
-def _raised(call):
-    try:
-        call()
-    except Exception as error:  # noqa: BLE001 — the step decides what was right
-        return error
-    return None
 
 
 def _name(error) -> str:
@@ -457,7 +439,7 @@ def _get(t):
         t.require(getattr(event, "id", None) == t.event_id and getattr(event, "name", None) == t.data["name"],
                   f"`get_event({t.event_id})` returns the `Event` named {t.data['name']!r}", f"it returned {show(event)}",
                   "Do you return `db.session.get(Event, event_id)`?")
-        error = _raised(lambda: t.services.get_event(missing))
+        error = raised(lambda: t.services.get_event(missing))
     t.require(isinstance(error, t.services.EventNotFound), f"`get_event({missing})` raises `EventNotFound`",
               f"{_name(error)}", "`db.session.get()` gives `None` for an unknown id: do you then "
               "`raise EventNotFound(event_id)`?")
@@ -509,7 +491,7 @@ def _update(t):
     )
     smaller = t.rng.randrange(1, booked)
     with t.app.app_context():
-        error = _raised(lambda: t.services.update_event(event_id, {"capacity": smaller}))
+        error = raised(lambda: t.services.update_event(event_id, {"capacity": smaller}))
     row = _one(t, Event, event_id)
     t.require(
         isinstance(error, t.services.InvalidEvent) and row["capacity"] == bigger,
@@ -520,7 +502,7 @@ def _update(t):
     )
     missing = t.rng.randrange(10**6, 10**7)
     with t.app.app_context():
-        error = _raised(lambda: t.services.update_event(missing, {"name": name}))
+        error = raised(lambda: t.services.update_event(missing, {"name": name}))
     t.require(isinstance(error, t.services.EventNotFound), f"`update_event({missing}, ...)` raises `EventNotFound`",
               _name(error), "Do you find the event with `get_event(event_id)`?")
 
@@ -536,7 +518,7 @@ def _delete(t):
               f"event {event_id} and its booking are gone from the database", "they are still there",
               "Did you `db.session.delete(event)` and then `db.session.commit()`?")
     with t.app.app_context():
-        error = _raised(lambda: t.services.delete_event(event_id))
+        error = raised(lambda: t.services.delete_event(event_id))
     t.require(isinstance(error, t.services.EventNotFound), f"deleting event {event_id} again raises `EventNotFound`",
               _name(error), "Do you find the event with `get_event(event_id)`, which raises it?")
 
@@ -651,7 +633,7 @@ def _pagination(t):
     n = t.rng.randrange(45, 99)
     t.labels = {i: t.word().title() for i in t.rng.sample(range(1, 10 * n), n)}
     with app.app_context():
-        _speed_up(db.engine)
+        speed_up(db.engine)
         with db.engine.begin() as connection:
             t.items.create(connection)
             connection.execute(sa.insert(t.items), [{"id": i, "label": label} for i, label in t.labels.items()])
@@ -897,7 +879,7 @@ def _sold_out(t):
     _write(t, sa.update(Event.__table__).where(Event.__table__.c.id == t.event_id).values(seats_left=left))
     email, seats = _email(t), t.rng.randrange(left + 1, t.limit + 1)
     with t.app.app_context():
-        error = _raised(lambda: t.bookings.book(t.event_id, {"email": email, "seats": seats}))
+        error = raised(lambda: t.bookings.book(t.event_id, {"email": email, "seats": seats}))
         t.db.session.rollback()
     t.require(isinstance(error, t.bookings.SoldOut) and getattr(error, "seats_left", None) == left,
               f"`book()` for {seats} seats when {left} are left raises `SoldOut`, with `seats_left` {left}",
@@ -935,11 +917,11 @@ def _duplicate(t):
 def _same_session(t):
     email = _email(t)
     with t.app.app_context():
-        error = _raised(lambda: t.bookings.book(t.event_id, {"email": t.email, "seats": 1}))
+        error = raised(lambda: t.bookings.book(t.event_id, {"email": t.email, "seats": 1}))
         t.require(isinstance(error, t.bookings.AlreadyBooked), f"`book()` for {t.email} a second time raises `AlreadyBooked`",
                   _name(error), "Do you catch `IntegrityError` around `db.session.commit()`, roll back, and "
                   "`raise AlreadyBooked(email)`?")
-        error = _raised(lambda: t.bookings.book(t.event_id, {"email": email, "seats": 1}))
+        error = raised(lambda: t.bookings.book(t.event_id, {"email": email, "seats": 1}))
     t.require(error is None and len(_bookings_of(t, email)) == 1 and _seats_left(t) == t.left - 1,
               f"then, in the same app context (as in a CLI command or a task), a booking for {email} works",
               f"it raised {_name(error)}" if error else f"`seats_left` {_seats_left(t)}, bookings {len(_bookings_of(t, email))}",
@@ -970,7 +952,7 @@ def _race(t):
         engine = t.db.engine
         sa.event.listen(engine, "before_cursor_execute", rival)
         try:
-            error = _raised(lambda: t.bookings.book(t.event_id, {"email": email, "seats": seats}))
+            error = raised(lambda: t.bookings.book(t.event_id, {"email": email, "seats": seats}))
         finally:
             sa.event.remove(engine, "before_cursor_execute", rival)
         t.db.session.rollback()
@@ -1074,7 +1056,7 @@ def _options(t):
 def _engine(t):
     name = t.rng.choice(["DevelopmentConfig", "ProductionConfig"])
     engine = _engine_of(t, _configured(t, name, t.database_url()))
-    _speed_up(engine)
+    speed_up(engine)
     pool = engine.pool
     seen = {"pool_size": pool.size() if hasattr(pool, "size") else None,
             "max_overflow": getattr(pool, "_max_overflow", None),
@@ -1142,7 +1124,7 @@ def _testing(t):
 @ex6.step("with `DATABASE_URL` set, `TestingConfig`'s engine options work on that database too")
 def _testing_url(t):
     engine = _engine_of(t, _configured(t, "TestingConfig", t.database_url()))
-    _speed_up(engine)
+    speed_up(engine)
     try:
         with engine.connect() as connection:
             value = connection.execute(sa.text("SELECT 42")).scalar()

@@ -29,7 +29,7 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.exc import IntegrityError
 
-from .checking import _learner_frame, show
+from .checking import learner_frame, show, speed_up
 from .exercise import Chapter
 
 USES_DATABASE = True  # tests/test_postgres.py runs this chapter's checks and notebook on PostgreSQL too
@@ -50,16 +50,6 @@ def slugify(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-def _speed_up(engine) -> None:
-    """A check's SQLite file is thrown away: skip the disk flushes that make each commit slow."""
-    if engine.dialect.name == "sqlite":
-        sa.event.listen(engine, "connect", _no_sync)
-
-
-def _no_sync(dbapi_connection, record):
-    dbapi_connection.execute("PRAGMA synchronous = OFF")
-
-
 def _foreign_keys_on(dbapi_connection, record):
     # as tickethub/db.py does: SQLite enforces foreign keys only when each connection asks
     dbapi_connection.execute("PRAGMA foreign_keys = ON")
@@ -75,7 +65,7 @@ def _first_line(error: BaseException) -> str:
 
 
 def _where(t, error: BaseException) -> str:
-    frame = _learner_frame(error, t.project)
+    frame = learner_frame(error, t.project)
     return f", in `{frame.splitlines()[0]}`" if frame else ""
 
 
@@ -97,7 +87,7 @@ def _migration_app(t, url: str) -> Flask:
         engine = database.engine
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _foreign_keys_on)
-        _speed_up(engine)
+        speed_up(engine)
     app.engine = engine
     return app
 
@@ -216,7 +206,7 @@ def _bound(t):
               f"the app's commands: {show(commands)}", "Did you keep `app.cli.add_command(init_db_command)`?")
     with app.app_context():
         engine = t.database.db.engine
-    _speed_up(engine)
+    speed_up(engine)
     app.engine = engine
     t.app = app
 
@@ -293,7 +283,7 @@ def _rename_databases(t) -> list[tuple[str, sa.Engine]]:
     engines = []
     for label, database in urls:
         engine = sa.create_engine(database)
-        _speed_up(engine)
+        speed_up(engine)
         engines.append((label, engine))
     return engines
 
@@ -430,7 +420,7 @@ def _slug_app(t, *features: str) -> Flask:
     if features:
         t.module("tickethub.errors").register_error_handlers(app)
     with app.app_context():
-        _speed_up(database.db.engine)
+        speed_up(database.db.engine)
         database.db.create_all()
     t.db = database.db
     return app

@@ -22,7 +22,7 @@ from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.orm.exc import StaleDataError
 
-from .checking import show
+from .checking import show, speed_up
 from .exercise import Chapter
 
 USES_DATABASE = True  # tests/test_postgres.py runs this chapter's checks and notebook on PostgreSQL too
@@ -38,16 +38,6 @@ PREFIXES = {"events": "/api/events", "bookings": "/api", "reports": "/api/report
 
 
 # --- helpers shared by the exercises ---------------------------------------------------------------
-
-
-def _speed_up(engine) -> None:
-    """A check's SQLite file is thrown away: skip the disk flushes that make each commit slow."""
-    if engine.dialect.name == "sqlite":
-        sa.event.listen(engine, "connect", _no_sync)
-
-
-def _no_sync(dbapi_connection, record):
-    dbapi_connection.execute("PRAGMA synchronous = OFF")
 
 
 def _app(t, *features: str) -> Flask:
@@ -69,11 +59,11 @@ def _app(t, *features: str) -> Flask:
     t.Venue, t.Event, t.Booking = models.Venue, models.Event, models.Booking
     with app.app_context():
         t.engine = t.db.engine
-        _speed_up(t.engine)
+        speed_up(t.engine)
         t.db.create_all()
     t.app, t.client = app, app.test_client()
     t.peek = sa.create_engine(t.database_url())  # the check's own connection: it sees only what was committed
-    _speed_up(t.peek)
+    speed_up(t.peek)
     return app
 
 
@@ -889,7 +879,7 @@ def _migration_upgrade(t):
     models = t.module("tickethub.models")
     t.Venue, t.Event, t.Booking = models.Venue, models.Event, models.Booking
     t.peek = sa.create_engine(t.database_url())
-    _speed_up(t.peek)
+    speed_up(t.peek)
     with t.peek.begin() as connection:  # the schema as migration 0003 leaves it: no indexes yet
         t.Event.metadata.create_all(connection)
         for name in INDEXES:

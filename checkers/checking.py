@@ -180,6 +180,27 @@ def _drop_schema(url, schema: str) -> None:
         engine.dispose()
 
 
+def speed_up(engine) -> None:
+    """A check's SQLite file is thrown away: skip the disk flushes that make each commit slow."""
+    if engine.dialect.name == "sqlite":
+        import sqlalchemy as sa
+
+        sa.event.listen(engine, "connect", _no_sync)
+
+
+def _no_sync(dbapi_connection, record):
+    dbapi_connection.execute("PRAGMA synchronous = OFF")
+
+
+def raised(call) -> Exception | None:
+    """Run `call`; return the exception it raised, or None (the step decides what was right)."""
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001 — the learner's exception is the step's evidence
+        return error
+    return None
+
+
 def clean_up() -> None:
     """Run (and forget) the cleanups registered by this check; a cleanup's error is ignored."""
     while _cleanups:
@@ -238,14 +259,14 @@ def _run_steps(exercise: Exercise, checker: Checker) -> Result:
             steps.append(Step(name, "failed", failure.expected, failure.seen, failure.hint))
             outcome = Outcome.FAIL
         except CheckTimeout as stop:
-            outcome, where = Outcome.TIMEOUT, _learner_frame(stop, checker.project)
+            outcome, where = Outcome.TIMEOUT, learner_frame(stop, checker.project)
             message = (
                 f"Your code was still running after {SOFT_TIMEOUT:g} seconds, so the check stopped it"
                 + (" here:" if where else ".")
             )
             steps.append(Step(name, "timeout", hint="Is there a loop that never ends, or a wait for something that never comes?"))
         except BaseException as error:  # noqa: BLE001 — anything the learner's code raises
-            outcome, where = Outcome.ERROR, _learner_frame(error, checker.project)
+            outcome, where = Outcome.ERROR, learner_frame(error, checker.project)
             message = _describe(error).replace(str(checker.project) + os.sep, "") + (" here:" if where else ".")
             steps.append(Step(name, "error"))
     return Result(exercise.key, exercise.title, outcome, steps, message, where)
@@ -287,7 +308,7 @@ def _describe(error: BaseException) -> str:
     return f"Your code raised `{type(error).__name__}{detail}`"
 
 
-def _learner_frame(error: BaseException, project: Path) -> str | None:
+def learner_frame(error: BaseException, project: Path) -> str | None:
     """Point at the innermost line of the learner's own code in the error's traceback."""
     root = str(project) + os.sep
     if isinstance(error, SyntaxError) and error.filename and error.filename.startswith(root):

@@ -67,10 +67,13 @@ def project(tmp_path, check_server):
 
 
 def assert_rejected(result: Result, expected: str) -> None:
-    """Assert that a wrong answer fails (or errors) with a message mentioning `expected`."""
+    """Assert that a wrong answer fails (or errors) with `expected` in its feedback, and nothing
+    of the checker's own: no traceback, temporary path, checker file or memory address."""
     text = result.text()
     assert result.outcome in (Outcome.FAIL, Outcome.ERROR), text
     assert expected in text, text
+    for internal in ("Traceback", "tickethub-check-", "checkers/", " 0x"):
+        assert internal not in text, text
 
 
 def assert_outcome(result: Result, outcome: Outcome, *fragments: str) -> None:

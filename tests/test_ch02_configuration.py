@@ -17,22 +17,6 @@ WSGI = "wsgi.py"
 GITIGNORE = ".gitignore"
 
 
-@pytest.mark.parametrize("exercise", ["ex1", "ex2", "ex3", "ex4", "ex5"])
-def test_reference_passes(project, exercise):
-    assert_outcome(project(CHAPTER).check(exercise), Outcome.PASS)
-
-
-@pytest.mark.parametrize(("exercise", "path"), [("ex1", CONFIG), ("ex2", STARTUP), ("ex3", INIT), ("ex4", WSGI), ("ex5", GITIGNORE)])
-def test_starter_is_not_attempted(project, exercise, path):
-    assert_outcome(project(CHAPTER, "starter").check(exercise), Outcome.NOT_ATTEMPTED, f"`{path}`")
-
-
-@pytest.mark.parametrize("exercise", ["ex1", "ex2", "ex3", "ex4", "ex5"])
-def test_checkpoint_is_not_attempted(project, exercise):
-    """Is an exercise whose cell never ran (new file missing, or chapter 01's file) not attempted?"""
-    assert_outcome(project(CHAPTER, "start").check(exercise), Outcome.NOT_ATTEMPTED)
-
-
 # --- exercise 1: config classes ----------------------------------------------------------------
 
 CONFIG_ALTERNATIVE = '''

@@ -1,8 +1,6 @@
 """Does the exercise engine turn anything a learner writes into a precise, safe outcome?"""
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 

@@ -6,7 +6,6 @@ break the grader). Each attacker has a twin who submits the same work without th
 the attack must change nothing, and the honest learner must get full marks.
 """
 import csv
-import json
 import os
 import subprocess
 import sys
@@ -95,7 +94,7 @@ class EventService:
 
 PACKAGE = "import checkers, pathlib\nroot = pathlib.Path(checkers.__file__).parent\n"
 ATTACKS = {
-    "print-the-output": replace_check(f'print("[PASS] Exercise 2")'),
+    "print-the-output": replace_check('print("[PASS] Exercise 2")'),
     "delete-the-check": delete_check,
     "nbval-skip": replace_check("# NBVAL_SKIP\nex2.check()", tags=["nbval-skip"]),
     "patch-checkers": in_cell(

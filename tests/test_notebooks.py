@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from checkers.authoring import execute_notebook
