@@ -1,6 +1,8 @@
 """Fixtures for TicketHub's tests: chapter projects and a check server, as learners have them."""
 from __future__ import annotations
 
+import importlib
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,6 +66,34 @@ def project(tmp_path, check_server):
         return Project(chapter, root, check_server)
 
     return make
+
+
+@pytest.fixture
+def learner_package(tmp_path, monkeypatch):
+    """Import a chapter's `tickethub` in this process, as `setup()` leaves it or fully solved.
+
+    `learner_package("03-database")` gives the project right after the setup cell (given files,
+    starters); `learner_package("03-database", "solution")` the reference. The package is
+    forgotten again afterwards, and DATABASE_URL is unset so SQLite is used.
+    """
+    def load(chapter: str, version: str = "setup"):
+        root = tmp_path / f"package-{chapter}-{version}"
+        if version == "setup":
+            workspace.materialise(chapter, root)
+        else:
+            workspace.write_files(root, workspace.files(chapter, version))
+        monkeypatch.chdir(root)
+        monkeypatch.syspath_prepend(str(root))
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+        forget()
+        return importlib.import_module("tickethub")
+
+    def forget():
+        for name in [m for m in sys.modules if m.split(".")[0] == "tickethub"]:
+            del sys.modules[name]
+
+    yield load
+    forget()
 
 
 def assert_rejected(result: Result, expected: str) -> None:

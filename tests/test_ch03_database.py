@@ -1,7 +1,6 @@
 """Do chapter 03's checks accept right answers and reject wrong ones?"""
 import pytest
 
-from checkers import workspace
 from checkers.outcomes import Outcome
 from conftest import assert_outcome, assert_rejected
 
@@ -24,27 +23,10 @@ POSTGRES_WRONG_ANSWERS = [
 ]
 
 
-def test_starters_import_and_the_factory_works(tmp_path, monkeypatch):
+def test_starters_import_and_the_factory_works(learner_package):
     """Does the learner's project, before any exercise is solved, import and build an app?"""
-    import importlib
-    import sys
-
-    files = workspace.files(CHAPTER, "start")
-    checkpoint = workspace.checkpoint(CHAPTER)
-    for cell in checkpoint["cells"]:  # what setup() writes
-        files[cell["path"]] = files.get(cell["path"], cell["starter"]) if cell["exercise"] else cell["solution"]
-    workspace.write_files(tmp_path, files)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    for name in [m for m in sys.modules if m == "tickethub" or m.startswith("tickethub.")]:
-        monkeypatch.delitem(sys.modules, name)
-    try:
-        app = importlib.import_module("tickethub").create_app({"TESTING": True})
-        assert app.config["SQLALCHEMY_DATABASE_URI"] == "sqlite:///tickethub.sqlite"
-    finally:
-        for name in [m for m in sys.modules if m == "tickethub" or m.startswith("tickethub.")]:
-            del sys.modules[name]
+    app = learner_package(CHAPTER).create_app({"TESTING": True})
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "sqlite:///tickethub.sqlite"
 
 
 # --- exercise 1: models ------------------------------------------------------------------------

@@ -1,6 +1,5 @@
 """Do chapter 04's checks accept right answers and reject wrong ones?"""
 import importlib
-import sys
 
 import pytest
 
@@ -38,24 +37,11 @@ POSTGRES_WRONG_ANSWERS = [
 ]
 
 
-def test_starters_import_and_the_factory_works(tmp_path, monkeypatch):
+def test_starters_import_and_the_factory_works(learner_package):
     """Does the learner's project, before any exercise is solved, import and build an app?"""
-    files = workspace.files(CHAPTER, "start")
-    for cell in workspace.checkpoint(CHAPTER)["cells"]:  # what setup() writes
-        files[cell["path"]] = files.get(cell["path"], cell["starter"]) if cell["exercise"] else cell["solution"]
-    workspace.write_files(tmp_path, files)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    for name in [m for m in sys.modules if m == "tickethub" or m.startswith("tickethub.")]:
-        monkeypatch.delitem(sys.modules, name)
-    try:
-        app = importlib.import_module("tickethub").create_app({"TESTING": True})
-        assert "init-db" in app.cli.commands
-        importlib.import_module("tickethub.models")
-    finally:
-        for name in [m for m in sys.modules if m == "tickethub" or m.startswith("tickethub.")]:
-            del sys.modules[name]
+    tickethub = learner_package(CHAPTER)
+    assert "init-db" in tickethub.create_app({"TESTING": True}).cli.commands
+    importlib.import_module("tickethub.models")
 
 
 # --- exercise 1: Flask-Migrate in db.py ------------------------------------------------------------

@@ -1,6 +1,4 @@
 """Do chapter 05's checks accept right answers and reject wrong ones?"""
-import importlib
-import sys
 
 import pytest
 import sqlalchemy as sa
@@ -60,55 +58,29 @@ def _replace_function_body(project, path: str, function: str, body: str) -> str:
     return text[:start] + body + text[end:]
 
 
-def _fresh_package(tmp_path, monkeypatch, version: str):
-    files = workspace.files(CHAPTER, "start")
-    for cell in workspace.checkpoint(CHAPTER)["cells"]:  # what setup() writes, then the cells of `version`
-        files[cell["path"]] = files.get(cell["path"], cell["starter"]) if cell["exercise"] else cell["solution"]
-    if version == "solution":
-        files = workspace.files(CHAPTER, "solution")
-    workspace.write_files(tmp_path, files)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    for name in [m for m in sys.modules if m == "tickethub" or m.startswith("tickethub.")]:
-        monkeypatch.delitem(sys.modules, name)
-    return importlib.import_module("tickethub")
-
-
-def _forget_package():
-    for name in [m for m in sys.modules if m == "tickethub" or m.startswith("tickethub.")]:
-        del sys.modules[name]
-
-
-def test_starters_import_and_the_factory_works(tmp_path, monkeypatch):
+def test_starters_import_and_the_factory_works(learner_package):
     """Does the learner's project, before any exercise is solved, import and build an app with every route?"""
-    try:
-        app = _fresh_package(tmp_path, monkeypatch, "setup").create_app({"TESTING": True})
-        rules = {rule.rule for rule in app.url_map.iter_rules()}
-        assert {"/api/events/overview", "/api/events/<int:event_id>/detail", "/api/reports/sales"} <= rules
-    finally:
-        _forget_package()
+    app = learner_package(CHAPTER).create_app({"TESTING": True})
+    rules = {rule.rule for rule in app.url_map.iter_rules()}
+    assert {"/api/events/overview", "/api/events/<int:event_id>/detail", "/api/reports/sales"} <= rules
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # chapter 04's env.py tries the old get_engine() first
-def test_the_migration_chain_matches_the_models(tmp_path, monkeypatch):
+def test_the_migration_chain_matches_the_models(tmp_path, learner_package):
     """Do migrations 0001 to 0004 build the schema the models describe, and go back down to nothing?"""
     from flask_migrate import check, downgrade, upgrade
 
-    try:
-        tickethub = _fresh_package(tmp_path, monkeypatch, "solution")
-        app = tickethub.create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'chain.sqlite'}"})
-        with app.app_context():
-            upgrade(directory="migrations")
-            check(directory="migrations")  # exits (SystemExit) if autogenerate would find anything to do
-            engine = app.extensions["sqlalchemy"].engine
-            inspector = sa.inspect(engine)
-            assert {i["name"] for i in inspector.get_indexes("bookings")} >= {"ix_bookings_email"}
-            assert "version" in {c["name"] for c in inspector.get_columns("events")}
-            downgrade(directory="migrations", revision="base")
-            assert set(sa.inspect(engine).get_table_names()) == {"alembic_version"}
-    finally:
-        _forget_package()
+    tickethub = learner_package(CHAPTER, "solution")
+    app = tickethub.create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'chain.sqlite'}"})
+    with app.app_context():
+        upgrade(directory="migrations")
+        check(directory="migrations")  # exits (SystemExit) if autogenerate would find anything to do
+        engine = app.extensions["sqlalchemy"].engine
+        inspector = sa.inspect(engine)
+        assert {i["name"] for i in inspector.get_indexes("bookings")} >= {"ix_bookings_email"}
+        assert "version" in {c["name"] for c in inspector.get_columns("events")}
+        downgrade(directory="migrations", revision="base")
+        assert set(sa.inspect(engine).get_table_names()) == {"alembic_version"}
 
 
 # --- exercise 1: the overview ----------------------------------------------------------------------------
