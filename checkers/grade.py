@@ -160,6 +160,8 @@ def _run_pytest(tmp: Path, runs: Path, results: Path, jobs: int, cell_timeout: i
     shutil.copytree(package, frozen / "checkers", ignore=shutil.ignore_patterns("__pycache__"))
     kernelspec(tmp / "jupyter", [frozen, package, Path(sys.prefix)])
     (tmp / "pytest.ini").write_text("[pytest]\n")
+    scratch = tmp / "scratch"
+    scratch.mkdir()
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(frozen), os.environ.get("PYTHONPATH")])),
@@ -167,6 +169,7 @@ def _run_pytest(tmp: Path, runs: Path, results: Path, jobs: int, cell_timeout: i
         "IPYTHONDIR": str(tmp / "ipython"),
         "TICKETHUB_GRADE_RESULTS": str(results),
         RUN_MARK: mark,
+        "TICKETHUB_SCRATCH": str(scratch),  # checks' folders too stay inside this run's folder
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     env.pop("TICKETHUB_GRADING", None)  # verdicts come from the plugin, not the kernel
