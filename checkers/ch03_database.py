@@ -19,6 +19,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from werkzeug.exceptions import HTTPException
 
 from .checking import raised, show, speed_up
+from .datachecks import app_on_check_database
 from .exercise import Chapter
 
 USES_DATABASE = True  # tests/test_postgres.py runs this chapter's checks and notebook on PostgreSQL too
@@ -71,36 +72,6 @@ RELATIONSHIPS = [
     ("Event", "bookings", "Booking", True, "event"),
     ("Booking", "event", "Event", False, "bookings"),
 ]
-
-
-def _app(t, *features: str) -> Flask:
-    """An app on this check's own empty database, with the learner's `db` and these blueprints.
-
-    It is built like `create_app()` builds one, minus what this check does not need (fewer
-    routes make a faster check), and with settings of its own, so that a mistake in another
-    exercise's file (the config classes, say) does not show up here.
-    """
-    app = Flask("tickethub")
-    app.config.update(TESTING=True, SQLALCHEMY_DATABASE_URI=t.database_url(), MAX_TICKETS_PER_ORDER=10)
-    database = t.module("tickethub.db")
-    database.init_db(app)
-    t.db = database.db
-    for feature in features:
-        module = t.module(f"tickethub.{feature}")
-        app.register_blueprint(module.bp, url_prefix=PREFIXES[feature])
-    if features:
-        t.module("tickethub.errors").register_error_handlers(app)
-    t.module("tickethub.models")
-    with app.app_context():
-        speed_up(t.db.engine)
-        t.db.create_all()
-    t.app, t.client = app, app.test_client()
-    t.peek = sa.create_engine(t.database_url())  # the check's own connection: it sees only what was committed
-    speed_up(t.peek)
-    return app
-
-
-PREFIXES = {"events": "/api/events", "venues": "/api/venues", "bookings": "/api"}
 
 
 def _needs_models(t, *attributes: str) -> None:
@@ -272,7 +243,7 @@ def _relationships(t):
 
 @ex1.step("a venue with events and bookings can be saved and read back")
 def _round_trip(t):
-    _app(t)
+    app_on_check_database(t)
     Venue, Event, Booking = _models(t)
     db = t.db
     names = [t.word("Show ").title() for _ in range(2)]
@@ -410,7 +381,7 @@ def _create(t):
     t.services = _event_service(t)
     _needs_models(t, "Event.name", "Event.capacity", "Event.seats_left", "Event.venue_id", "Event.bookings",
                   "Venue.name", "Booking.event_id", "Booking.email", "Booking.seats")
-    _app(t, "events")
+    app_on_check_database(t, "events")
     Event = _models(t)[1]
     t.venue = _venue(t)
     data = {"name": t.word("Festival ").title(), "capacity": t.rng.randrange(50, 900), "venue_id": t.venue}
@@ -738,7 +709,7 @@ ex4 = chapter.exercise(
 @ex4.step("`POST /api/venues/` creates a venue (201)")
 def _venue_created(t):
     _needs_models(t, "Venue.name", "Venue.city", "Venue.capacity")
-    _app(t, "venues")
+    app_on_check_database(t, "venues")
     t.probes = []
 
     @t.app.after_request
@@ -840,7 +811,7 @@ def _booking_service(t):
                   f"`{name}` is {show(getattr(t.bookings, name, None))}", "Did you keep the given code around your part?")
     _needs_models(t, "Event.capacity", "Event.seats_left", "Booking.event_id", "Booking.email", "Booking.seats",
                   "Booking.event")
-    _app(t, "bookings")
+    app_on_check_database(t, "bookings")
     t.limit = t.app.config["MAX_TICKETS_PER_ORDER"]
     t.capacity = t.rng.randrange(30, 90)
     t.event_id = _event(t, capacity=t.capacity)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from sqlalchemy.orm.exc import StaleDataError
 
 from .checking import show, speed_up
+from .datachecks import app_on_check_database
 from .exercise import Chapter
 
 USES_DATABASE = True  # tests/test_postgres.py runs this chapter's checks and notebook on PostgreSQL too
@@ -34,37 +35,7 @@ DETAIL = "tickethub/events/detail.py"
 REPORTS = "tickethub/reports.py"
 MODELS = "tickethub/models.py"
 MIGRATION = "migrations/versions/0004_indexes.py"
-PREFIXES = {"events": "/api/events", "bookings": "/api", "reports": "/api/reports"}
-
-
 # --- helpers shared by the exercises ---------------------------------------------------------------
-
-
-def _app(t, *features: str) -> Flask:
-    """An app on this check's own empty database, with the learner's `db`, models and these blueprints.
-
-    Built the way `create_app()` builds one, minus what the check does not need, so that a mistake
-    in another exercise's file does not show up here.
-    """
-    app = Flask("tickethub")
-    app.config.update(TESTING=True, SQLALCHEMY_DATABASE_URI=t.database_url(), MAX_TICKETS_PER_ORDER=10)
-    database = t.module("tickethub.db")
-    database.init_db(app)
-    t.db = database.db
-    for feature in features:
-        app.register_blueprint(t.module(f"tickethub.{feature}").bp, url_prefix=PREFIXES[feature])
-    if features:
-        t.module("tickethub.errors").register_error_handlers(app)
-    models = t.module("tickethub.models")
-    t.Venue, t.Event, t.Booking = models.Venue, models.Event, models.Booking
-    with app.app_context():
-        t.engine = t.db.engine
-        speed_up(t.engine)
-        t.db.create_all()
-    t.app, t.client = app, app.test_client()
-    t.peek = sa.create_engine(t.database_url())  # the check's own connection: it sees only what was committed
-    speed_up(t.peek)
-    return app
 
 
 def _names(t, count: int) -> list[str]:
@@ -240,7 +211,7 @@ def _overview_defined(t):
     function = getattr(t.overview, "events_overview", None)
     t.require(callable(function), f"a function `events_overview` in `{OVERVIEW}`", f"`events_overview` is {show(function)}",
               "Did you keep the line `def events_overview():`?")
-    _app(t)
+    app_on_check_database(t)
     t.expected = []
 
 
@@ -306,7 +277,7 @@ def _detail_defined(t):
         # added before any query is compiled, so that raiseload("*") sees it like any other relationship
         setattr(Event, PROBE, relationship(Booking, viewonly=True, lazy="select",
                                            primaryjoin=Event.id == sa.orm.foreign(Booking.event_id)))
-    _app(t)
+    app_on_check_database(t)
     t.venue = _add_venues(t, [t.word().title()])[0]
     t.events = _add_events(t, [t.venue["id"], None], [t.rng.randrange(3, 9), 0])
     t.bookings = t.events[0]["bookings"]
@@ -500,7 +471,7 @@ def _report_defined(t):
     function = getattr(t.reports, "sales_by_venue", None)
     t.require(callable(function), f"a function `sales_by_venue` in `{REPORTS}`", f"`sales_by_venue` is {show(function)}",
               "Did you keep the line `def sales_by_venue(city):`?")
-    _app(t)
+    app_on_check_database(t)
     _report_data(t)
 
 
@@ -636,7 +607,7 @@ def _version_column(t):
 
 @ex4.step("a new event has version 1, and a committed change makes it 2")
 def _versions_count(t):
-    _app(t, "events", "bookings")
+    app_on_check_database(t, "events", "bookings")
     with t.app.app_context():
         event = t.Event(name=t.word("Gala ").title(), capacity=50, seats_left=50)
         t.db.session.add(event)
