@@ -1,10 +1,16 @@
-"""Command line: `python -m checkers build|execute|bench|grade|merge`."""
+"""Command line: `python -m checkers build|execute|bench|mutate|grade|merge`."""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
 from pathlib import Path
+
+from .authoring.bench import bench as run_bench, bench_grading
+from .authoring.build import BuildError, build as run_build
+from .authoring.execute import execute_solutions
+from .authoring.mutate import mutate as run_mutate
+from .grading.grade import grade as run_grade, merge as run_merge
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,6 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--grading", action="store_true",
                        help="benchmark the grade command against plain nbconvert instead")
     bench.add_argument("--learners", type=int, default=4, help="synthetic submissions for --grading")
+    mutate = commands.add_parser("mutate", help="mutate each exercise's reference solution and report"
+                                 " the mutants its check still passes")
+    mutate.add_argument("chapter", nargs="?", help="a chapter, e.g. 01-project-structure or 01 (default: all)")
+    mutate.add_argument("exercise", nargs="?", help="one exercise of that chapter, e.g. ex2 (default: all)")
+    mutate.add_argument("--seed", type=int, default=0, help="seed of the checks and of --limit's sample (default: 0)")
+    mutate.add_argument("--jobs", type=int, default=2, help="checks run in parallel (default: 2)")
+    mutate.add_argument("--limit", type=int, help="check at most N mutants per exercise, a sample (default: all)")
     grade = commands.add_parser("grade", help="grade a folder of submissions (one folder per learner)")
     grade.add_argument("submissions", type=Path)
     grade.add_argument("--out", type=Path, required=True, help="where to write the gradebook")
@@ -31,8 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "build":
-        from .build import BuildError, build as run_build
-
         try:
             changed = run_build(check=args.check)
         except BuildError as error:
@@ -47,20 +58,14 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(f"wrote {p}" for p in changed) or "nothing to do: everything is up to date")
         return 0
     if args.command == "execute":
-        from .authoring import execute_solutions
-
         return execute_solutions(args.notebooks)
+    if args.command == "mutate":
+        return run_mutate(args.chapter, args.exercise, args.seed, args.jobs, args.limit)
     if args.command == "grade":
-        from .grade import grade as run_grade
-
         return run_grade(args.submissions, args.out, args.jobs, args.shard, args.cell_timeout)
     if args.command == "merge":
-        from .grade import merge as run_merge
-
         return run_merge(args.parts, args.out)
     if args.command == "bench":
-        from .bench import bench as run_bench, bench_grading
-
         return bench_grading(args.learners) if args.grading else run_bench(args.repeat)
     return 2
 

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
 
-from checkers import server, workspace
-from checkers.outcomes import Outcome, Result
+from checkers.engine import server, workspace
+from checkers.engine.outcomes import Outcome, Result
 
 
 def pytest_addoption(parser):
@@ -31,8 +33,8 @@ def check_server():
 class Project:
     """A chapter's project folder in a temporary directory, at a chosen version."""
 
-    def __init__(self, chapter: str, root: Path, client: server.Client):
-        self.chapter, self.root, self.client = chapter, root, client
+    def __init__(self, chapter: str, root: Path, client: server.Client, seed: int):
+        self.chapter, self.root, self.client, self.seed = chapter, root, client, seed
         self.module = workspace.module_name(chapter)
 
     def read(self, path: str) -> str:
@@ -48,12 +50,23 @@ class Project:
         assert old in text, f"{old!r} is not in {path}: the test is out of date"
         return self.write(path, text.replace(old, new))
 
-    def check(self, exercise: str) -> Result:
-        return self.client.run(self.module, exercise, self.root)
+    def check(self, exercise: str, seed: int | None = None) -> Result:
+        """Run a check with `seed`, or with the test's own seed (see `test_seed`)."""
+        return self.client.run(self.module, exercise, self.root, seed=self.seed if seed is None else seed)
 
 
 @pytest.fixture
-def project(tmp_path, check_server):
+def test_seed(request) -> int:
+    """A seed of this test's own: the same every run, so a failure replays.
+
+    `TICKETHUB_TEST_SEED=N` shifts every test's seed, which sweeps the checks over other data.
+    """
+    base = int(os.environ.get("TICKETHUB_TEST_SEED", "0"))
+    return zlib.crc32(f"{base}:{request.node.nodeid}".encode())
+
+
+@pytest.fixture
+def project(tmp_path, check_server, test_seed):
     """Make a chapter's project: `project("01-project-structure", "solution")`.
 
     The version is `start` (the checkpoint), `starter` (every cell of the learner notebook
@@ -63,7 +76,7 @@ def project(tmp_path, check_server):
     def make(chapter: str, version: str = "solution") -> Project:
         root = tmp_path / chapter
         workspace.write_files(root, workspace.files(chapter, version))
-        return Project(chapter, root, check_server)
+        return Project(chapter, root, check_server, test_seed)
 
     return make
 

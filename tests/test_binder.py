@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from checkers.build import ROOT
+from checkers.authoring.build import ROOT
 from test_packaging import pins
 
 

@@ -19,8 +19,8 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from checkers import workspace
-from checkers.build import ROOT, split_solution
+from checkers.engine import workspace
+from checkers.authoring.build import ROOT, split_solution
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -255,8 +255,8 @@ def screenshots(page, chapter: str, views: list[tuple[str, str, str]]) -> None:
 
 GALLERY = """\
 from IPython.display import HTML, display
-from checkers.dashboard import Dashboard
-from checkers.outcomes import Outcome, Result, Step, Text
+from checkers.notebook.dashboard import Dashboard
+from checkers.engine.outcomes import Outcome, Result, Step, Text
 
 steps = [
     Step("`GET /api/events/` answers 200", "passed"),

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from checkers.build import ROOT, BuildError, build, split_solution
+from checkers.authoring.build import ROOT, BuildError, build, split_solution
 
 HERE = Path(__file__).parent / "build"
 

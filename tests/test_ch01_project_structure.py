@@ -1,8 +1,8 @@
 """Do chapter 01's checks accept right answers and reject wrong ones?"""
 import pytest
 
-from checkers import workspace
-from checkers.outcomes import Outcome
+from checkers.engine import workspace
+from checkers.engine.outcomes import Outcome
 from conftest import assert_outcome, assert_rejected
 
 CHAPTER = "01-project-structure"

@@ -4,9 +4,9 @@ import subprocess
 
 import pytest
 
-from checkers import workspace
-from checkers.ch02_configuration import gitignore_rules, gitignored
-from checkers.outcomes import Outcome
+from checkers.engine import workspace
+from checkers.chapters.ch02_configuration import gitignore_rules, gitignored
+from checkers.engine.outcomes import Outcome
 from conftest import assert_outcome, assert_rejected
 
 CHAPTER = "02-configuration"

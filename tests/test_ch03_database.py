@@ -1,7 +1,7 @@
 """Do chapter 03's checks accept right answers and reject wrong ones?"""
 import pytest
 
-from checkers.outcomes import Outcome
+from checkers.engine.outcomes import Outcome
 from conftest import assert_outcome, assert_rejected
 
 CHAPTER = "03-database"

@@ -3,8 +3,8 @@ import importlib
 
 import pytest
 
-from checkers import workspace
-from checkers.outcomes import Outcome
+from checkers.engine import workspace
+from checkers.engine.outcomes import Outcome
 from conftest import assert_outcome, assert_rejected
 
 CHAPTER = "04-migrations"

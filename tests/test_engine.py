@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-import checkers.exercise
-from checkers import server, workspace
-from checkers.ch00_welcome import chapter, ex1
-from checkers.exercise import CheckFailed
-from checkers.outcomes import Outcome, Result, Step
+import checkers.notebook.progress
+import checkers.paths
+from checkers.engine import server, workspace
+from checkers.chapters.ch00_welcome import chapter, ex1
+from checkers.notebook.api import CheckFailed
+from checkers.engine.outcomes import Outcome, Result, Step
 from conftest import assert_outcome
 
 CHAPTER = "00-welcome"
@@ -84,9 +85,9 @@ def test_kernel_state_cannot_change_a_result(project, monkeypatch):
     p = project(CHAPTER).edit(WARMUP, "count = sum(", "count = len(items) or sum(")
     import flask
 
-    import checkers.checking
+    import checkers.engine.checking
 
-    monkeypatch.setattr(checkers.checking.Checker, "require", lambda *args, **kwargs: None)
+    monkeypatch.setattr(checkers.engine.checking.Checker, "require", lambda *args, **kwargs: None)
     monkeypatch.setattr(flask.Flask, "test_client", None)
     monkeypatch.syspath_prepend(str(p.root))
     workspace.fresh_import("tickethub")  # the kernel holds the learner's package, soon stale
@@ -122,7 +123,7 @@ def test_spawned_fallback_gives_the_same_outcomes(project):
 def notebook_dir(tmp_path, monkeypatch):
     """A fresh notebook folder as the kernel's current directory."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(checkers.exercise, "_notebook_dir", None)
+    monkeypatch.setattr(checkers.notebook.progress, "_notebook_dir", None)
     monkeypatch.setattr(chapter, "root", None)
     yield tmp_path
     server.client().stop()
@@ -167,7 +168,7 @@ def test_learner_api_shows_outcome_hints_and_solution(notebook_dir, capsys):
 def test_grading_mode_fails_the_cell(notebook_dir, monkeypatch, capsys):
     """When grading, does a check that does not pass raise, so nbval counts the cell as failed?"""
     chapter.setup()
-    monkeypatch.setenv(checkers.exercise.GRADING, "1")
+    monkeypatch.setenv(checkers.paths.GRADING, "1")
     with pytest.raises(CheckFailed, match="NOT_ATTEMPTED"):
         ex1.check()
     workspace.write_files(chapter.root, workspace.files(CHAPTER, "solution"))

@@ -1,35 +1,42 @@
 """Does every check get a database of its own, and lose it when the check ends?"""
 import random
+import sys
+import types
 
 import pytest
 import sqlalchemy as sa
 
-from checkers import checking, server
-from checkers.checking import Checker
-from checkers.outcomes import Outcome
+from checkers.engine import databases, sandbox
+from checkers.engine.checking import Checker
+from checkers.engine.learner import probe
+from checkers.notebook.api import Chapter
+from checkers.engine.outcomes import Outcome, Result
 from conftest import assert_outcome
 from postgres_server import fresh_database, schemas
 
-# a stand-in chapter module, loaded from the project folder by the check process: its one
-# step makes a table in its database, leaves a transaction open (holding locks), and fails
-FAILING_CHAPTER = '''
-import sqlalchemy as sa
-
-from checkers.exercise import Chapter
-
-chapter = Chapter("ch00_welcome", "A check that fails after making a database")
-ex1 = chapter.exercise("Fails")
 
 
-@ex1.step("makes a table, keeps a transaction open, then fails")
-def _fails(t):
-    url = t.database_url()
+@probe
+def _hold_a_lock(url: str) -> None:
+    """Make a table and leave its transaction open (holding locks), as careless code would."""
     engine = sa.create_engine(url)
     connection = engine.connect()
     connection.execute(sa.text("CREATE TABLE seats (n integer)"))
     connection.execute(sa.text("INSERT INTO seats VALUES (1)"))  # not committed: the table stays locked
+    _held.append(connection)
+
+
+_held: list = []
+FAILING = Chapter("checkers.chapters.ch99_failing", "A check that fails after making a database")
+FAILING.name = "00-welcome"  # its project's files, for the not-attempted test
+_fails = FAILING.exercise("Fails")
+
+
+@_fails.step("makes a table in the learner's process, keeps a transaction open, then fails")
+def _fail_after_locking(t, state):
+    url = t.database_url()
+    t.probe(_hold_a_lock, url)
     t.fail("nothing", url)
-'''
 
 
 def _checker(tmp_path) -> Checker:
@@ -80,9 +87,9 @@ def test_postgres_schema_is_private_and_dropped(tmp_path, monkeypatch, postgres)
         connection.execute(sa.text("CREATE TABLE seats (n integer)"))
     held = engine.connect()
     held.execute(sa.text("INSERT INTO seats VALUES (1)"))  # an open transaction: cleaning up must not wait for it
-    checking.clean_up()
+    databases.clean_up()
     assert schemas(postgres) == []
-    assert not checking._cleanups
+    assert not databases._cleanups
     held.invalidate()  # the cleanup ended its session on the server; drop it without a rollback
     engine.dispose()
 
@@ -93,11 +100,8 @@ def test_a_failed_check_still_drops_its_schema(tmp_path, monkeypatch, postgres):
     project = tmp_path / "learner"
     (project / "tickethub").mkdir(parents=True)
     (project / "tickethub" / "warmup.py").write_text("# attempted\n")
-    (project / "ch00_welcome.py").write_text(FAILING_CHAPTER)
-    client = server.Client()  # started now, so it sees DATABASE_URL
-    try:
-        result = client.run("ch00_welcome", "ex1", project)
-    finally:
-        client.stop()
+    monkeypatch.setitem(sys.modules, FAILING.module, types.SimpleNamespace(chapter=FAILING))
+    request = {"module": FAILING.module, "exercise": "ex1", "project": str(project), "seed": 1}
+    result = Result.from_dict(sandbox.run_forked(request))  # forked from here: it knows the chapter
     assert_outcome(result, Outcome.FAIL, "search_path")
     assert schemas(postgres) == []

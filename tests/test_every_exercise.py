@@ -5,8 +5,8 @@ alternative correct answer, and the plausible wrong answers that must fail.
 """
 import pytest
 
-from checkers import workspace
-from checkers.outcomes import Outcome
+from checkers.engine import workspace
+from checkers.engine.outcomes import Outcome
 from conftest import assert_outcome
 
 EXERCISES = [

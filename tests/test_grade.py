@@ -15,8 +15,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from checkers import grade, grade_plugin, workspace
-from checkers.build import ROOT
+from checkers.engine import workspace
+from checkers.grading import grade, plugin as grade_plugin
+from checkers.authoring.build import ROOT
 
 CH = "01-project-structure"
 TARGET = "ex2"  # the exercise every attacker leaves unsolved
@@ -98,9 +99,9 @@ ATTACKS = {
     "delete-the-check": delete_check,
     "nbval-skip": replace_check("# NBVAL_SKIP\nex2.check()", tags=["nbval-skip"]),
     "patch-checkers": in_cell(
-        "import checkers.exercise, checkers.server\n"
-        "checkers.exercise.Exercise.check = lambda self: print('[PASS]')\n"
-        "checkers.server.Client.run = lambda *args: None"
+        "import checkers.notebook.api, checkers.engine.server\n"
+        "checkers.notebook.api.Exercise.check = lambda self: print('[PASS]')\n"
+        "checkers.engine.server.Client.run = lambda *args: None"
     ),
     "patch-flask": in_cell("import flask\nflask.Flask.test_client = lambda self, *a, **k: None"),
     "sys-exit": in_cell("import sys\nsys.exit(0)"),

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from checkers.authoring import execute_notebook
-from checkers.build import CHAPTER, ROOT
+from checkers.authoring.execute import execute_notebook
+from checkers.authoring.build import CHAPTER, ROOT
 
 CHAPTERS = sorted(p.name for p in (ROOT / "solutions").glob("*.ipynb") if CHAPTER.match(p.name))
 SANITIZE = Path(__file__).with_name("nbval_sanitize.cfg")

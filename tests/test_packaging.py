@@ -4,7 +4,7 @@ import re
 
 import importlib.util
 
-from checkers.build import ROOT
+from checkers.authoring.build import ROOT
 
 _spec = importlib.util.spec_from_file_location("course", ROOT / "course.py")
 course = importlib.util.module_from_spec(_spec)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from checkers import server, workspace
-from checkers.build import CHAPTER, ROOT
-from checkers.outcomes import Outcome
+from checkers.engine import server, workspace
+from checkers.authoring.build import CHAPTER, ROOT
+from checkers.engine.outcomes import Outcome
 from conftest import Project, assert_outcome, assert_rejected
 from postgres_server import fresh_database, schemas, with_schema
 
@@ -72,9 +72,9 @@ def client(database):
         started.stop()
 
 
-def _project(chapter: str, root: Path, client) -> Project:
+def _project(chapter: str, root: Path, client, seed: int = 0) -> Project:
     workspace.write_files(root, workspace.files(chapter, "solution"))
-    return Project(chapter, root, client)
+    return Project(chapter, root, client, seed)
 
 
 @pytest.mark.parametrize("chapter", DATA_CHAPTERS)

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
-import checkers.exercise
-from checkers import dashboard, progress, server, workspace
-from checkers.ch00_welcome import chapter, ex1
-from checkers.outcomes import Outcome
+import checkers.notebook.progress
+import checkers.paths
+from checkers.engine import server, workspace
+from checkers.notebook import dashboard, progress
+from checkers.chapters.ch00_welcome import chapter, ex1
+from checkers.engine.outcomes import Outcome
 
 CHAPTER = "00-welcome"
 
@@ -18,9 +20,9 @@ CHAPTER = "00-welcome"
 def notebook_dir(tmp_path, monkeypatch):
     """A fresh notebook folder as the kernel's current directory, with no progress yet."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(checkers.exercise, "_notebook_dir", None)
+    monkeypatch.setattr(checkers.notebook.progress, "_notebook_dir", None)
     monkeypatch.setattr(chapter, "root", None)
-    for name in (checkers.exercise.GRADING, checkers.exercise.GRADER, "TICKETHUB_GRADE_RESULTS"):
+    for name in (checkers.paths.GRADING, checkers.paths.GRADER, "TICKETHUB_GRADE_RESULTS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(progress, "notices", [])
     yield tmp_path
@@ -44,7 +46,7 @@ def test_a_check_records_its_latest_outcome(notebook_dir):
 def test_progress_survives_a_restart(notebook_dir):
     """Does a new process (a restarted kernel) see what an earlier one recorded?"""
     progress.record(CHAPTER, "ex1", Outcome.FAIL)
-    code = "from checkers import progress; print(progress.load()['00-welcome']['ex1'])"
+    code = "from checkers.notebook import progress; print(progress.load()['00-welcome']['ex1'])"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=notebook_dir)
     assert done.stdout.strip() == "FAIL", done.stderr
 
@@ -81,7 +83,7 @@ def test_an_unreadable_file_is_kept_aside_not_wiped(notebook_dir, capsys, conten
     assert "kept as work/" in dashboard.Dashboard(CHAPTER).html()  # the dashboard says so too
 
 
-@pytest.mark.parametrize("variable", [checkers.exercise.GRADING, checkers.exercise.GRADER])
+@pytest.mark.parametrize("variable", [checkers.paths.GRADING, checkers.paths.GRADER])
 def test_nothing_is_recorded_while_grading(notebook_dir, monkeypatch, variable):
     """Does grading (plain nbval or the grade command) leave no progress behind?"""
     monkeypatch.setenv(variable, "1")
@@ -102,7 +104,7 @@ def test_a_broken_progress_file_never_breaks_a_check(notebook_dir, capsys):
 
 def test_notebooks_recording_at_once_lose_nothing(notebook_dir):
     """Do several kernels recording at the same moment keep every one of their outcomes?"""
-    code = ("import sys; from checkers import progress\n"
+    code = ("import sys; from checkers.notebook import progress\n"
             "for n in range(20): progress.record(f'ch{sys.argv[1]}', f'ex{n}', 'PASS')")
     kernels = [subprocess.Popen([sys.executable, "-c", code, str(k)], cwd=notebook_dir) for k in range(4)]
     assert [k.wait(60) for k in kernels] == [0] * 4

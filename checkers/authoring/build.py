@@ -14,6 +14,7 @@ assignment), `return ...` (for a return) or disappears.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
+from ..paths import CHECKPOINTS, ROOT, module_name
+
 CHAPTER = re.compile(r"^\d\d-[a-z0-9-]+\.ipynb$")
 INDEX = "index.ipynb"
 BEGIN = re.compile(r"^(\s*)#\s*BEGIN SOLUTION\b")
@@ -30,7 +32,7 @@ ONE_LINE = re.compile(r"^(\s*)(.*?)\s*#\s*SOLUTION\s*$")
 ASSIGN = re.compile(r"^([A-Za-z_][\w.\[\]\"', ]*?)\s*(=|:[^=]+=)\s*\S")
 WRITEFILE = re.compile(r"^%%writefile\s+(\S+)\s*$")
 CHECK = re.compile(r"^\s*(ex\d+)\.check\(\)\s*$", re.M)
-SETUP = re.compile(r"^from checkers\.ch\d\d_\w+ import .*\n\s*setup\(\)", re.M)
+SETUP = re.compile(r"^from checkers\.(?:chapters\.)?ch\d\d_\w+ import .*\n\s*setup\(\)", re.M)
 REVEAL = re.compile(r"^(\s*)(ex\d+\.(?:hint|solution)\(.*\))\s*$", re.M)
 PLACEHOLDER = "...  # YOUR CODE HERE"
 KEPT_CELL_METADATA = ("tags", "editable", "deletable", "jupyter")
@@ -170,7 +172,7 @@ def navigation(names: list[str], titles: dict[str, str], position: int, where: s
 def progress_cell(chapter: str | None = None):
     """A locked cell showing the learner's progress: one chapter's, or the whole course's."""
     call = f'dashboard("{chapter}")' if chapter else "dashboard()"
-    cell = nbformat.v4.new_code_cell(f"from checkers.dashboard import dashboard\n\n{call}", id="progress")
+    cell = nbformat.v4.new_code_cell(f"from checkers.notebook.dashboard import dashboard\n\n{call}", id="progress")
     cell.metadata = {"tags": ["progress"], "editable": False, "deletable": False}
     return cell
 
@@ -204,7 +206,7 @@ def index_notebook(names: list[str], titles: dict[str, str]):
 def build(
     solutions: Path = ROOT / "solutions",
     notebooks: Path = ROOT / "notebooks",
-    checkpoints: Path = ROOT / "checkers" / "checkpoints",
+    checkpoints: Path = CHECKPOINTS,
     check: bool = False,
 ) -> list[str]:
     """Build (or, with `check`, only compare) and return the files that differ."""
@@ -230,6 +232,7 @@ def build(
             "start": chapter_start,
             "cells": chapter.cells,
             "protected": chapter.protected,
+            "exercises": exercise_titles(chapter.name),
         }
         wanted[checkpoints / f"{chapter.name}.json"] = json.dumps(record, indent=1, sort_keys=True) + "\n"
     stale = [p for folder, pattern in ((notebooks, "*.ipynb"), (checkpoints, "*.json")) for p in folder.glob(pattern) if p not in wanted]
@@ -241,6 +244,18 @@ def build(
         for path in stale:
             path.unlink()
     return sorted(_relative(p) for p in changed + stale)
+
+
+def exercise_titles(chapter: str) -> dict[str, str]:
+    """Each exercise's title, from the chapter's module, so dashboards need not import it."""
+    name = module_name(chapter)
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name != name:
+            raise
+        return {}  # a chapter without checks yet (or a test's made-up one)
+    return {ex.key: ex.title for ex in module.chapter.exercises}
 
 
 def _notebook_text(nb) -> str:

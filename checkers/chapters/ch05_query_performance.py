@@ -22,13 +22,13 @@ from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.orm.exc import StaleDataError
 
-from .checking import show, speed_up
-from .datachecks import app_on_check_database
-from .exercise import Chapter
+from ..engine.checking import show, speed_up
+from .kit import app_on_check_database
+from ..notebook.api import Chapter
 
 USES_DATABASE = True  # tests/test_postgres.py runs this chapter's checks and notebook on PostgreSQL too
 
-chapter = Chapter(__name__, "Query performance")
+chapter = Chapter(__name__, "Query performance", legacy=True)
 
 OVERVIEW = "tickethub/events/overview.py"
 DETAIL = "tickethub/events/detail.py"

@@ -22,8 +22,11 @@ from pathlib import Path
 
 import nbformat
 
-from . import report, workspace
-from .exercise import GRADER
+from . import report
+
+from ..engine import workspace
+from ..paths import PACKAGE
+from ..paths import GRADER
 
 NBVAL_COMMENT = re.compile(r"^\s*#\s*(NBVAL_\w+|PYTEST_VALIDATE_IGNORE_OUTPUT)\s*$", re.M)
 NBVAL_TAGS = {"nbval-ignore-output", "nbval-check-output", "nbval-raises-exception", "nbval-skip",
@@ -76,7 +79,7 @@ def select_shard(learners: list[str], shard: str | None) -> list[str]:
 
 def kernelspec(folder: Path, readonly: list[Path]) -> None:
     """Write the grader's kernelspec: our limits, and course code read-only where possible."""
-    argv = [sys.executable, "-m", "checkers.grade_kernel", "-f", "{connection_file}"]
+    argv = [sys.executable, "-m", "checkers.grading.kernel", "-f", "{connection_file}"]
     if readonly and _can_unshare():
         script = " && ".join(f'mount --bind -o ro "${i}" "${i}"' for i in range(1, len(readonly) + 1))
         argv = ["unshare", "-m", "sh", "-c", f'{script} && shift {len(readonly)} && exec "$@"',
@@ -155,7 +158,7 @@ def grade(submissions: Path, out: Path, jobs: int, shard: str | None = None,
 def _run_pytest(tmp: Path, runs: Path, results: Path, jobs: int, cell_timeout: int, mark: str, quiet: bool):
     # the run imports a frozen copy of the course's code: what submissions could reach is
     # checked (and restored) there, and the installed package is never touched
-    package = Path(workspace.__file__).parent
+    package = PACKAGE
     frozen = tmp / "lib"
     shutil.copytree(package, frozen / "checkers", ignore=shutil.ignore_patterns("__pycache__"))
     kernelspec(tmp / "jupyter", [frozen, package, Path(sys.prefix)])
@@ -175,7 +178,7 @@ def _run_pytest(tmp: Path, runs: Path, results: Path, jobs: int, cell_timeout: i
     env.pop("TICKETHUB_GRADING", None)  # verdicts come from the plugin, not the kernel
     command = [
         sys.executable, "-m", "pytest", str(runs), "-c", str(tmp / "pytest.ini"), "--rootdir", str(tmp),
-        "-p", "checkers.grade_plugin", "-p", "no:cacheprovider", "--nbval-lax",
+        "-p", "checkers.grading.plugin", "-p", "no:cacheprovider", "--nbval-lax",
         "--nbval-kernel-name", KERNEL, f"--nbval-cell-timeout={cell_timeout}", "-q", "--no-header",
         "-o", "console_output_style=progress", "--tb=no", "-rN",
     ]

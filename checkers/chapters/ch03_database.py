@@ -18,13 +18,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from werkzeug.exceptions import HTTPException
 
-from .checking import raised, show, speed_up
-from .datachecks import app_on_check_database
-from .exercise import Chapter
+from ..engine.checking import raised, show, speed_up
+from .kit import app_on_check_database
+from ..notebook.api import Chapter
 
 USES_DATABASE = True  # tests/test_postgres.py runs this chapter's checks and notebook on PostgreSQL too
 
-chapter = Chapter(__name__, "Database")
+chapter = Chapter(__name__, "Database", legacy=True)
 
 MODELS = "tickethub/models.py"
 LEAKS = ("insert into", "constraint failed", "duplicate key value", "sqlalchemy", "sqlite",

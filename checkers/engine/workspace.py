@@ -9,9 +9,8 @@ import shutil
 import sys
 from pathlib import Path
 
-CHECKPOINTS = Path(__file__).parent / "checkpoints"
-WORK = "work"  # each chapter's project lives in work/NN-topic/ beside the notebook
-BACKUPS = ".backups"
+from ..paths import BACKUPS, CHECKPOINTS, WORK, module_name  # noqa: F401  (module_name: for callers)
+
 IGNORED = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", "*.pyc")
 
 
@@ -25,12 +24,7 @@ def checkpoint(chapter: str) -> dict:
 
 
 def chapters() -> list[str]:
-    return sorted(p.stem for p in CHECKPOINTS.glob("*.json"))
-
-
-def module_name(chapter: str) -> str:
-    """checkers.ch01_project_structure for 01-project-structure."""
-    return "checkers.ch" + chapter.replace("-", "_")
+    return sorted(p.stem for p in CHECKPOINTS.glob("[0-9][0-9]-*.json"))
 
 
 def files(chapter: str, version: str) -> dict[str, str]:
@@ -92,3 +86,23 @@ def fresh_import(name: str = "tickethub"):
         del sys.modules[loaded]
     importlib.invalidate_caches()
     return importlib.import_module(name)
+
+
+def not_attempted(chapter: str, key: str, project: Path) -> str | None:
+    """Say why an exercise counts as not attempted, or return None if it was attempted."""
+    cells = exercise_files(chapter, key)
+    start = checkpoint(chapter)["start"]
+    for cell in cells:
+        target = project / cell["path"]
+        if not target.is_file():
+            continue
+        text = _normal(target.read_text(encoding="utf-8", errors="replace"))
+        if text not in (_normal(cell["starter"]), _normal(start.get(cell["path"], ""))):
+            return None
+    paths = ", ".join(f"`{c['path']}`" for c in cells)
+    return (f"{paths} still holds the starter code. Write your solution in the exercise's "
+            "`%%writefile` cell, run that cell, then run this check again.")
+
+
+def _normal(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())

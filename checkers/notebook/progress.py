@@ -14,7 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import workspace
+from ..engine import workspace
+from ..paths import GRADER, GRADING
 
 FILE = ".progress.json"
 LOCK = ".progress.lock"
@@ -25,16 +26,27 @@ notices: list[str] = []  # what went wrong with the file in this process, for da
 
 def grading() -> bool:
     """Is this kernel being graded (by the grade command or by nbval in grading mode)?"""
-    from .exercise import GRADER, GRADING
-
     return bool(os.environ.get(GRADING) or os.environ.get(GRADER))
+
+
+_notebook_dir: Path | None = None
+
+
+def notebook_dir() -> Path:
+    """The folder of the running notebook, as the chapter's setup recorded it (else the current one)."""
+    return _notebook_dir or Path.cwd()
+
+
+def record_notebook_dir(folder: Path) -> None:
+    """Remember where the notebooks are, before setup moves into a chapter's project."""
+    global _notebook_dir
+    if _notebook_dir is None:
+        _notebook_dir = Path(folder).resolve()
 
 
 def path(base: Path | None = None) -> Path:
     """Return the progress file for the notebooks in `base` (default: the running notebook's)."""
     if base is None:
-        from .exercise import notebook_dir
-
         base = notebook_dir()
     return Path(base) / workspace.WORK / FILE
 

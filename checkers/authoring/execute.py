@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 
 from .build import CHAPTER, ROOT
-from .workspace import WORK
+from ..engine.workspace import WORK
 
 CELL_TIMEOUT = 120
 

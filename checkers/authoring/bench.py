@@ -12,8 +12,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import server, workspace
-from .outcomes import Outcome
+from ..engine import server
+from ..grading.grade import grade
+from ..grading.report import read
+from .build import CHAPTER, ROOT
+
+from ..engine import workspace
+from ..engine.outcomes import Outcome
 
 
 def bench(repeat: int = 5) -> int:
@@ -58,9 +63,6 @@ def bench_grading(learners: int = 4, jobs: int | None = None) -> int:
     import subprocess
     import sys
 
-    from .build import CHAPTER, ROOT
-    from .grade import grade
-    from .report import read
 
     jobs = jobs or os.cpu_count() or 1
     notebooks = sorted(p for p in (ROOT / "solutions").glob("*.ipynb") if CHAPTER.match(p.name))

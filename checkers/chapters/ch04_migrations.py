@@ -29,12 +29,12 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.exc import IntegrityError
 
-from .checking import learner_frame, show, speed_up
-from .exercise import Chapter
+from ..engine.checking import learner_frame, show, speed_up
+from ..notebook.api import Chapter
 
 USES_DATABASE = True  # tests/test_postgres.py runs this chapter's checks and notebook on PostgreSQL too
 
-chapter = Chapter(__name__, "Migrations")
+chapter = Chapter(__name__, "Migrations", legacy=True)
 
 MIGRATIONS = "migrations"
 DB_FILE = "tickethub/db.py"

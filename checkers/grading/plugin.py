@@ -17,8 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from . import server, workspace
-from .outcomes import Outcome
+from ..engine import server
+
+from ..engine import workspace
+from ..paths import PACKAGE
+from ..engine.outcomes import Outcome
 
 RESULTS = "TICKETHUB_GRADE_RESULTS"
 
@@ -48,7 +51,7 @@ _grader: Grader | None = None
 
 def package_files() -> dict[Path, bytes]:
     """Snapshot the course's code, to notice (and undo) a submission that writes into it."""
-    root = Path(workspace.__file__).parent
+    root = PACKAGE
     return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
 
 

@@ -10,10 +10,10 @@ from unittest.mock import patch
 import dotenv  # noqa: F401  (imported before the check server forks, so wsgi.py loads fast)
 from flask import Flask
 
-from .checking import raised, show as _show_value
-from .exercise import Chapter
+from ..engine.checking import raised, show as _show_value
+from ..notebook.api import Chapter
 
-chapter = Chapter(__name__, "Configuration")
+chapter = Chapter(__name__, "Configuration", legacy=True)
 
 ENVIRONMENTS = ("development", "testing", "production")
 CLASSES = {"development": "DevelopmentConfig", "testing": "TestingConfig", "production": "ProductionConfig"}

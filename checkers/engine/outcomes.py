@@ -13,6 +13,7 @@ class Outcome(str, enum.Enum):
     NOT_ATTEMPTED = "NOT_ATTEMPTED"
     ERROR = "ERROR"
     TIMEOUT = "TIMEOUT"
+    INTERNAL = "INTERNAL"  # a fault in the course's own check, never the learner's
 
 
 # step statuses: passed, failed, skipped (an earlier step failed), or the outcome that stopped it
@@ -26,6 +27,7 @@ COLOURS = {
     Outcome.NOT_ATTEMPTED: "#5b6775",
     Outcome.ERROR: "#c0392b",
     Outcome.TIMEOUT: "#8e44ad",
+    Outcome.INTERNAL: "#1f5f99",
 }
 
 
@@ -58,6 +60,7 @@ class Result:
     steps: list[Step] = field(default_factory=list)
     message: str | None = None  # the one thing to say when no step explains it
     where: str | None = None  # learner's file, line and source, for ERROR and TIMEOUT
+    seed: int | None = None  # the check's random seed: `exN.check(seed=...)` replays it
 
     @property
     def heading(self) -> str:
@@ -73,7 +76,8 @@ class Result:
         steps = [Step(**s) for s in data.get("steps", [])]
         return cls(**{**data, "outcome": Outcome(data["outcome"]), "steps": steps})
 
-    def text(self) -> str:
+    def text(self, seed: bool = True) -> str:
+        """The plain form; with `seed`, a last line that says how to replay the check."""
         lines = [f"[{self.outcome.value}] {self.heading}"]
         if self.message:
             lines += _indent(self.message, 2)
@@ -83,12 +87,16 @@ class Result:
             lines.append(f"  {MARKS[step.status]} {step.name}")
             for label, value in _details(step):
                 lines += _indent(f"{label}: {value}", 6)
+        if seed and self.seed is not None and self.outcome is not Outcome.NOT_ATTEMPTED:
+            lines.append(f"  (seed {self.seed}: `{self.exercise}.check(seed={self.seed})` replays this check)")
         return "\n".join(lines)
 
-    __str__ = text
+    def __str__(self) -> str:
+        return self.text()
 
     def __repr__(self) -> str:
-        return self.text()
+        # what a notebook stores: without the seed, so stored outputs stay the same every run
+        return self.text(seed=False)
 
     def _repr_html_(self) -> str:
         colour = COLOURS[self.outcome]

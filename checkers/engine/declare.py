@@ -1,0 +1,154 @@
+"""How a chapter declares its exercises: titles, hints, chains of steps, given code to keep.
+
+A step is a function `step(t, state) -> state`: it receives what the step before it
+returned (the first step gets what `defines` found, or None) and reaches the learner's
+code only through `t` (see `judge.py`). Steps run in order; the first that fails explains
+why, and the rest are skipped.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..paths import chapter_name
+from . import workspace
+from .judge import show
+
+
+@dataclass
+class StepDeclaration:
+    name: str
+    function: Callable
+    errors: dict[str, str] = field(default_factory=dict)  # exception type name -> targeted hint
+
+    def on_error(self, error) -> str | None:
+        return next((hint for name in error.mro if (hint := self.errors.get(name.rsplit(".", 1)[-1]))), None)
+
+
+class Names:
+    """What a `defines` step found: the module and each declared name, as handles."""
+
+    def __init__(self, module, found: dict):
+        self.module = module
+        self.__dict__.update(found)
+
+
+class Exercise:
+    """One exercise: a title, tiered hints, and a chain of steps run in order."""
+
+    def __init__(self, chapter: Chapter, key: str, title: str, hints=(), requires=()):
+        self.chapter, self.key, self.title = chapter, key, title
+        self.hints = list(hints)
+        self.requires = list(requires)
+        self.steps: list[StepDeclaration] = []
+
+    @property
+    def number(self) -> str:
+        return self.key.removeprefix("ex")
+
+    def step(self, name: str, errors: dict[str, str] | None = None):
+        """Declare the next step; `errors` maps an exception's type name to a targeted hint."""
+
+        def add(function):
+            self.steps.append(StepDeclaration(name, function, dict(errors or {})))
+            return function
+
+        return add
+
+    def defines(self, module: str, *, path: str | None = None, classes=(), functions=(), **instances):
+        """Declare the first step: `module` imports and keeps the given names the cell provides.
+
+        `classes` and `functions` name what must be classes and callables; each keyword names
+        an object that must be an instance of the given library class. A missing name is
+        answered with the line of the starter that defines it ("Did you keep the line …?").
+        `path` loads one file as `module` without importing its package first.
+        """
+        wanted = [(n, "class") for n in classes] + [(n, "function") for n in functions]
+        wanted += [(n, kind) for n, kind in instances.items()]
+        file = path or module_file(self.chapter.name, module)
+        shown = [f"`{n}`" + (f", a `{kind.__name__}`" if isinstance(kind, type) else "") for n, kind in wanted]
+        names = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+
+        def defined(t, state):
+            loaded = t.load(module, path) if path else t.module(module)
+            found = {}
+            for name, kind in wanted:
+                value = t.get(loaded, name)
+                if kind == "class":
+                    ok, what = getattr(value, "is_class", False), f"a class `{name}`"
+                elif kind == "function":
+                    ok, what = getattr(value, "is_callable", False), f"a function `{name}`"
+                else:
+                    ok, what = t.isa(value, kind), f"a `{kind.__name__}` in `{name}`"
+                line = given_line(self.chapter.name, file, name)
+                t.require(ok, f"{what} in `{file}`", lambda: f"`{name}` is {show(value)}",
+                          f"Did you keep the line `{line}`?" if line else
+                          f"Did you define `{name}` in `{file}`?")
+                found[name] = value
+            return Names(loaded, found)
+
+        self.steps.insert(0, StepDeclaration(f"`{file}` defines {names}", defined))
+
+
+def module_file(chapter: str, module: str) -> str:
+    """The project file of a module: `tickethub/errors.py`, or `tickethub/__init__.py` for a package."""
+    record = workspace.checkpoint(chapter)
+    known = set(record["start"]) | {c["path"] for c in record["cells"]}
+    package = module.replace(".", "/") + "/__init__.py"
+    return package if package in known else module.replace(".", "/") + ".py"
+
+
+DEFINITION = "^[ \t]*(?:class {0}\\b|def {0}\\(|{0}\\s*(?::[^=]*)?=)"
+
+
+def given_line(chapter: str, file: str, name: str) -> str | None:
+    """The starter's line that defines `name` in `file` (the code the cell gives the learner)."""
+    texts = [c["starter"] for c in workspace.checkpoint(chapter)["cells"] if c["path"] == file]
+    texts.append(workspace.checkpoint(chapter)["start"].get(file, ""))
+    pattern = re.compile(DEFINITION.format(re.escape(name)), re.M)
+    for text in texts:
+        for line in text.splitlines():
+            if pattern.match(line):
+                return line.strip().rstrip(":") + (":" if line.rstrip().endswith(":") else "")
+    return None
+
+
+class Chapter:
+    """A chapter's declared exercises, and the work its checks share."""
+
+    exercise_class = Exercise
+
+    def __init__(self, module: str, title: str, legacy: bool = False):
+        self.module = module
+        self.name = chapter_name(module)
+        self.title = title
+        self.legacy = legacy  # steps written before the judge/learner boundary: all run beside the learner's code
+        self.exercises: list[Exercise] = []
+        self.warm_ups: list = []
+
+    def exercise(self, title: str, hints=(), requires=()) -> Exercise:
+        ex = self.exercise_class(self, f"ex{len(self.exercises) + 1}", title, hints, requires)
+        self.exercises.append(ex)
+        return ex
+
+    def warm_up(self, function):
+        """Declare work the check server does once, on this chapter's first check, before it forks."""
+        self.warm_ups.append(function)
+        return function
+
+    def get(self, key: str) -> Exercise:
+        return next(ex for ex in self.exercises if ex.key == key)
+
+    def chain(self, key: str) -> list[Exercise]:
+        """The exercise and every exercise it requires, each once."""
+        seen: list[Exercise] = []
+
+        def visit(ex):
+            for required in ex.requires:
+                visit(required)
+            if ex not in seen:
+                seen.append(ex)
+
+        visit(self.get(key))
+        return seen
