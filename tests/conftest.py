@@ -13,6 +13,11 @@ from checkers.engine import server, workspace
 from checkers.engine.outcomes import Outcome, Result
 
 
+# seeds per `Project.sweep`: enough to catch a verdict that depends on the seed, cheap enough for CI;
+# `TICKETHUB_SEEDS=200 python3 course.py test -k ch01` sweeps more on demand
+SWEEP = int(os.environ.get("TICKETHUB_SEEDS", "10"))
+
+
 def pytest_addoption(parser):
     parser.addoption("--update-goldens", action="store_true", help="rewrite the build's golden files")
 
@@ -52,7 +57,13 @@ class Project:
 
     def check(self, exercise: str, seed: int | None = None) -> Result:
         """Run a check with `seed`, or with the test's own seed (see `test_seed`)."""
-        return self.client.run(self.module, exercise, self.root, seed=self.seed if seed is None else seed)
+        result = self.client.run(self.module, exercise, self.root, seed=self.seed if seed is None else seed)
+        assert result.outcome is not Outcome.INTERNAL, result.text()  # a fault of the check itself
+        return result
+
+    def sweep(self, exercise: str) -> list[Result]:
+        """Run a check over `SWEEP` seeds: a verdict must not depend on the data a seed draws."""
+        return [self.check(exercise, seed=self.seed + i) for i in range(SWEEP)]
 
 
 @pytest.fixture
@@ -109,19 +120,24 @@ def learner_package(tmp_path, monkeypatch):
     forget()
 
 
-def assert_rejected(result: Result, expected: str) -> None:
+def assert_rejected(result: Result | list[Result], expected: str) -> None:
     """Assert that a wrong answer fails (or errors) with `expected` in its feedback, and nothing
-    of the checker's own: no traceback, temporary path, checker file or memory address."""
-    text = result.text()
-    assert result.outcome in (Outcome.FAIL, Outcome.ERROR), text
-    assert expected in text, text
-    for internal in ("Traceback", "tickethub-check-", "checkers/", " 0x"):
-        assert internal not in text, text
+    of the checker's own: no traceback, temporary path, checker file or memory address.
+
+    Given a `Project.sweep`, every seed must reject it with that message.
+    """
+    for one in result if isinstance(result, list) else [result]:
+        text = one.text()
+        assert one.outcome in (Outcome.FAIL, Outcome.ERROR), text
+        assert expected in text, text
+        for internal in ("Traceback", "tickethub-check-", "checkers/", " 0x"):
+            assert internal not in text, text
 
 
-def assert_outcome(result: Result, outcome: Outcome, *fragments: str) -> None:
-    """Assert a result's outcome, and that its text mentions every fragment."""
-    text = result.text()
-    assert result.outcome is outcome, text
-    for fragment in fragments:
-        assert fragment in text, f"{fragment!r} not in:\n{text}"
+def assert_outcome(result: Result | list[Result], outcome: Outcome, *fragments: str) -> None:
+    """Assert a result's outcome (every one of a sweep's), and that its text mentions every fragment."""
+    for one in result if isinstance(result, list) else [result]:
+        text = one.text()
+        assert one.outcome is outcome, text
+        for fragment in fragments:
+            assert fragment in text, f"{fragment!r} not in:\n{text}"

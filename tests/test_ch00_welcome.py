@@ -81,11 +81,43 @@ def cart():
     ],
 )
 def test_wrong_answers_fail(project, old, new, expected):
-    assert_rejected(project(CHAPTER).edit(WARMUP, old, new).check("ex1"), expected)
+    assert_rejected(project(CHAPTER).edit(WARMUP, old, new).sweep("ex1"), expected)
+
+
+# one wrong answer per requirement of the exercise's text, each breaking that one alone
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ('"Welcome to TicketHub, {name}!"', '"Welcome to TicketHub {name}!"', "exact wording"),  # 1: the message
+        ('@bp.get("/greet/<name>")', '@bp.get("/hello/<name>")', "answered 404"),  # 1: the URL
+        ('price = request.args.get("price", type=float)',  # 2: price a number, not a whole number
+         'price = request.args.get("price", type=int)', "is not a whole number"),
+        ('quantity = request.args.get("quantity", type=int)',  # 2: quantity a whole number
+         'quantity = request.args.get("quantity", type=float)', "answers 400"),
+        ('return {"total": round(price * quantity, 2)}', 'return {"total": round(price * quantity, 1)}',
+         "price"),  # 2: the total is price × quantity
+        ('return {"error": "give ?price=<number>&quantity=<whole number>"}, 400',  # 2: the 400's body
+         'return {"message": "give ?price=<number>&quantity=<whole number>"}, 400', "an `error` key"),
+        ('return {"error": \'send JSON like', 'return {"problem": \'send JSON like', "an `error` key"),  # 3
+        ("    if not isinstance(items, list):\n", "    if items is None:\n", "TypeError"),  # 3: an items list
+        ('total = sum(item["price"] * item["quantity"] for item in items)',  # 3: the sum of price × quantity
+         'total = sum(item["price"] for item in items)', "the sum of"),
+    ],
+)
+def test_each_requirement_is_checked(project, old, new, expected):
+    """Does every stated requirement fail on its own, on every seed?"""
+    assert_rejected(project(CHAPTER).edit(WARMUP, old, new).sweep("ex1"), expected)
+
+
+def test_a_quote_that_crashes_on_bad_input_fails(project):
+    """Does a quote that answers 500 (or an HTML 400) to a price that is not a number fail?"""
+    p = project(CHAPTER).edit(WARMUP, 'price = request.args.get("price", type=float)',
+                              'price = float(request.args["price"])')
+    assert_rejected(p.sweep("ex1"), "`GET /api/quote` answers 400 with a JSON error")
 
 
 def test_total_as_text_fails(project):
     """Does a total sent as a string fail, even when its digits are right?"""
     p = project(CHAPTER).edit(WARMUP, 'return {"total": round(price * quantity, 2)}',
                               'return {"total": str(round(price * quantity, 2))}')
-    assert_outcome(p.check("ex1"), Outcome.FAIL, "a number")
+    assert_outcome(p.sweep("ex1"), Outcome.FAIL, "a number")

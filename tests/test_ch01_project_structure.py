@@ -152,7 +152,7 @@ def test_ex1_syntax_error_points_at_the_learner(project):
     ],
 )
 def test_ex1_wrong_answers_fail(project, old, new, expected):
-    assert_rejected(project(CHAPTER).edit(SERVICES, old, new).check("ex1"), expected)
+    assert_rejected(project(CHAPTER).edit(SERVICES, old, new).sweep("ex1"), expected)
 
 
 def test_ex1_abort_in_the_service_fails(project):
@@ -264,7 +264,7 @@ def test_ex2_is_skipped_while_ex1_is_not_done(project):
     ],
 )
 def test_ex2_wrong_answers_fail(project, old, new, expected):
-    assert_rejected(project(CHAPTER).edit(ROUTES, old, new).check("ex2"), expected)
+    assert_rejected(project(CHAPTER).edit(ROUTES, old, new).sweep("ex2"), expected)
 
 
 # --- exercise 3: JSON errors ---------------------------------------------------------------
@@ -334,7 +334,7 @@ def test_ex3_handler_bug_points_at_the_learner(project):
     ],
 )
 def test_ex3_wrong_answers_fail(project, old, new, expected):
-    assert_rejected(project(CHAPTER).edit(ERRORS, old, new).check("ex3"), expected)
+    assert_rejected(project(CHAPTER).edit(ERRORS, old, new).sweep("ex3"), expected)
 
 
 # --- exercise 4: the application factory ---------------------------------------------------
@@ -351,7 +351,7 @@ BLUEPRINTS = ((warmup.bp, None), (venues.bp, "/api/venues"), (events.bp, "/api/e
 def create_app(test_config=None):
     """Create and configure an instance of the TicketHub app."""
     app = Flask(__name__)
-    app.config.update(SECRET_KEY="dev", **(test_config or {}))
+    app.config.update({"SECRET_KEY": "dev", **(test_config or {})})  # the caller's settings win
     for blueprint, prefix in BLUEPRINTS:
         app.register_blueprint(blueprint, url_prefix=prefix)
     errors.register_error_handlers(app)
@@ -439,4 +439,33 @@ def test_ex4_global_app_fails(project):
     ],
 )
 def test_ex4_wrong_answers_fail(project, old, new, expected):
-    assert_rejected(project(CHAPTER).edit(INIT, old, new).check("ex4"), expected)
+    assert_rejected(project(CHAPTER).edit(INIT, old, new).sweep("ex4"), expected)
+
+
+# --- one wrong answer per stated requirement, each breaking that one alone ------------------
+
+@pytest.mark.parametrize(
+    ("path", "exercise", "old", "new", "expected"),
+    [
+        (SERVICES, "ex1", "self._next_id = 1", "self._next_id = 0", "count up from 1"),  # ids from 1
+        (SERVICES, "ex1", "self._next_id += 1", "self._next_id += 2", "count up from 1"),  # ... counting up
+        (SERVICES, "ex1", "capacity < 1", "capacity < 2", "a capacity of 1 is allowed"),  # an int of at least 1
+        (SERVICES, "ex1", "capacity < 1", "capacity < 0", "'capacity': 0"),  # ... so not 0
+        (SERVICES, "ex1", "not name.strip()", "not name", "breaks a rule"),  # a name that is not blank
+        (SERVICES, "ex1", "if errors:\n", "if errors and len(errors) > 1:\n", "breaks a rule"),  # any rule broken
+        (ROUTES, "ex2", 'abort(404, description=f"There is no event {event_id}.")',
+         'abort(410, description=f"There is no event {event_id}.")', "answers 404"),  # 404 for EventNotFound
+        (ERRORS, "ex3", 'def server_error(error):\n        if not request.path.startswith("/api/"):\n            return error\n',
+         "def server_error(error):\n", "outside `/api/`, answers Flask's HTML 500 page"),  # HTML outside /api/
+        (ERRORS, "ex3", '"error": "Internal Server Error"', '"error": "Server Error"', "Internal Server Error"),
+        (ERRORS, "ex3", 'request.path.startswith("/api/")', 'request.path.startswith("/api")', "not part of the API"),
+        (INIT, "ex4", '    app.config.from_mapping(SECRET_KEY="dev")\n', "", "sets `SECRET_KEY`"),  # step 1
+        (INIT, "ex4", '    app.config.from_mapping(SECRET_KEY="dev")\n    if test_config is not None:\n'
+         "        app.config.from_mapping(test_config)\n",
+         "    if test_config is not None:\n        app.config.from_mapping(test_config)\n"
+         '    app.config.from_mapping(SECRET_KEY="dev")\n', "the caller's settings win"),  # step 2 after 1
+    ],
+)
+def test_each_requirement_is_checked(project, path, exercise, old, new, expected):
+    """Does every stated requirement fail on its own, on every seed?"""
+    assert_rejected(project(CHAPTER).edit(path, old, new).sweep(exercise), expected)

@@ -44,9 +44,10 @@ def _greet(t, client):
 
 @ex1.step("`GET /api/quote?price=…&quantity=…` answers the total price")
 def _quote(t, client):
-    # a whole price and a decimal one: `type=int` for the price must fail, whatever the seed
-    for price in (t.rng.randrange(5, 90), t.rng.randrange(500, 9000) / 100 + 0.01):
-        quantity = t.rng.randrange(2, 9)
+    # a whole price, and one whose total has a last cent that is never 0, whatever the seed:
+    # `type=int` for the price, or a total rounded to fewer than 2 decimals, always fails
+    cents = t.rng.randrange(50, 900) * 10 + t.rng.choice((1, 3, 7, 9))
+    for price, quantity in ((t.rng.randrange(5, 90), t.rng.randrange(2, 9)), (cents / 100, t.rng.choice((3, 7)))):
         reply = client.get(f"/api/quote?price={price}&quantity={quantity}")
         body = t.json(reply, 200, "the total as JSON",
                       "Is the price read as a decimal number (`type=float`)? A price like "
@@ -78,6 +79,7 @@ def _quote_errors(t, client):
 def _cart(t, client):
     carts = [[{"price": t.rng.randrange(100, 5000) / 100, "quantity": t.rng.randrange(1, 5)}
               for _ in range(t.rng.randrange(2, 5))], []]  # an empty cart is a cart too
+    carts[0][0]["quantity"] = t.rng.randrange(2, 5)  # so the count is never just the number of items
     for items in carts:
         count = sum(i["quantity"] for i in items)
         total = sum(i["price"] * i["quantity"] for i in items)
@@ -98,9 +100,11 @@ def _cart_errors(t, client):
         ({"json": {"tickets": []}}, "JSON without an `items` list"),
         ({"json": {"items": "two"}}, "an `items` that is not a list"),
     ):
-        t.json(client.post("/api/cart", **kwargs), 400, f"a JSON error for {what}",
-               "Do you read the body with `request.get_json(silent=True)` (which gives `None` "
-               "rather than an error) and answer `{\"error\": …}, 400` when there is no `items` list?")
+        body = t.json(client.post("/api/cart", **kwargs), 400, f"a JSON error for {what}",
+                      "Do you read the body with `request.get_json(silent=True)` (which gives `None` "
+                      "rather than an error) and answer `{\"error\": …}, 400` when there is no `items` list?")
+        t.require(isinstance(body, dict) and "error" in body, 'a body like `{"error": "…"}`',
+                  f"`{body}` for {what}", "Does the error response have an `error` key?")
 
 
 setup, reset = chapter.setup, chapter.reset

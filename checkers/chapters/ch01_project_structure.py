@@ -88,11 +88,15 @@ def _create(t, names):
 @ex1.step("`get_event(id)` returns a stored event; `list_events()` lists them in id order")
 def _get_and_list(t, state):
     names, service, events = state
-    events += [service.create_event(_new_event(t)) for _ in range(t.rng.randrange(2, 4))]
+    smallest = {"name": t.word().title(), "capacity": 1}  # the least the rules allow
+    events += [service.create_event(_new_event(t)) for _ in range(t.rng.randrange(1, 3))]
+    events.append(t.returns(t.attempt(service.create_event, smallest), dict, "the new event: a capacity of 1 is allowed",
+                            "Is `capacity >= 1` allowed (an event for one person), or do you refuse 1?"))
     ids = [e.get("id") if isinstance(e, dict) else None for e in events]
-    t.require(all(type(i) is int for i in ids) and len(set(ids)) == len(ids),
-              "every event gets an `int` id of its own", f"the ids of {len(ids)} new events are `{ids}`",
-              "Do you add 1 to the id counter after each event you store?")
+    wanted_ids = list(range(1, len(events) + 1))
+    t.require(ids == wanted_ids, f"the ids of {len(ids)} new events count up from 1: `{wanted_ids}`",
+              f"the ids are `{ids}`", "Does the id counter start at 1 (`self._next_id = 1`), and do you add 1 "
+              "after each event you store?")
     for event in events:
         got = t.attempt(service.get_event, event["id"])
         t.require(got.returned and got.value == event, f"{got.text} returns `{event}`", got.seen,
@@ -375,6 +379,10 @@ def _errors_app(register, area: str, descriptions: dict, secret: str, propagate:
     def page():
         return "<h1>A page</h1>"
 
+    @app.get(f"/{area}/crash")
+    def page_crash():
+        raise RuntimeError(f"database password is {secret}")
+
     return app
 
 
@@ -435,9 +443,9 @@ def _crash(t, errors):
     body = t.json(reply, 500, "a JSON error", "Is there a handler for `InternalServerError` (or for "
                   "`HTTPException`, which includes it) that answers JSON under `/api/`?")
     t.require(isinstance(body, dict) and body.get("code") == 500 and type(body.get("code")) is int
-              and isinstance(body.get("error"), str) and isinstance(body.get("message"), str),
-              '`{"code": 500, "error": "...", "message": "..."}`', f"`{show(body, 200)}`",
-              "Does the 500 answer have the same keys as the other errors?")
+              and body.get("error") == "Internal Server Error" and isinstance(body.get("message"), str),
+              '`{"code": 500, "error": "Internal Server Error", "message": "..."}`', f"`{show(body, 200)}`",
+              "Does the 500 answer have the same keys as the other errors, with the error's own name?")
     t.require(errors.secret not in reply.text,
               "a 500 body that does not repeat the exception's message (it may hold secrets)",
               f"the body contains the exception's text: `{show(body, 200)}`",
@@ -455,6 +463,11 @@ def _html(t, errors):
                   f"it answered {reply.status_code} with `Content-Type: {reply.content_type}`",
                   "Does your handler check `request.path.startswith(\"/api/\")`, and `return error` "
                   "unchanged for other paths?")
+    reply = errors.client(propagate=False).get(f"/{errors.area}/crash")
+    t.require(reply.status_code == 500 and not reply.is_json and errors.secret not in reply.text,
+              f"`GET /{errors.area}/crash`, an unexpected exception outside `/api/`, answers Flask's HTML 500 page",
+              f"it answered {reply.status_code} with `Content-Type: {reply.content_type}`",
+              "Does your 500 handler, too, `return error` unchanged for paths outside `/api/`?")
 
 
 # --- exercise 4: the application factory ---------------------------------------------------
@@ -526,6 +539,14 @@ def _new_apps(t, names):
               f"`create_app({{\"TESTING\": True, \"{key}\": \"{value}\"}})` puts both settings in `app.config`",
               f"`app.config[\"{key}\"]` is {show(got)}, `app.testing` is {testing}",
               "Do you call `app.config.from_mapping(test_config)` when `test_config` is not `None`?")
+    secret = second.config.get("SECRET_KEY")
+    t.require(secret == "dev", "`create_app()` sets `SECRET_KEY` to `\"dev\"`", f"`SECRET_KEY` is {show(secret)}",
+              "Do you call `app.config.from_mapping(SECRET_KEY=\"dev\")` right after creating the app?")
+    mine = t.word()
+    chosen = names.create_app({"SECRET_KEY": mine}).config.get("SECRET_KEY")
+    t.require(chosen == mine, f"`create_app({{\"SECRET_KEY\": \"{mine}\"}})` keeps the caller's `SECRET_KEY`",
+              f"`SECRET_KEY` is {show(chosen)}", "Do you apply `test_config` after the defaults, so the caller's "
+              "settings win?")
     leaked = second.config.get(key)
     t.require(leaked is None, f"`{key}` given to one call does not appear in the app of another call",
               f"the other app has `{key}` = {show(leaked)}",

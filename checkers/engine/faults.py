@@ -30,7 +30,10 @@ def message(error: BaseException) -> str:
 
 
 def one_line(error: BaseException) -> str:
-    return f"{type(error).__name__}: {message(error)}"
+    """`KeyError: 'x'` at the innermost frame's file and line (for faults of the course's own code)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    place = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return f"`{type(error).__name__}: {message(error)}`{place}"
 
 
 def safe_repr(value, limit: int = 300) -> str:

@@ -470,8 +470,11 @@ def _run_steps(exercise, t: Checker) -> Result:
 
 
 def internal_message(fault: BaseException) -> str:
-    frame = traceback.extract_tb(fault.__traceback__)[-1:] if fault.__traceback__ else []
-    place = f" at {Path(frame[0].filename).name}:{frame[0].lineno}" if frame else ""
-    return ("This is a problem in this check, not in your code: "
-            f"`{type(fault).__name__}: {_cut(str(fault), 160)}`{place}. Please report it to the course's "
-            "maintainers with the seed below; your other exercises are not affected.")
+    if isinstance(fault, InternalFault):  # raised in a probe: the learner's process says where
+        what = str(fault)
+    else:
+        frame = traceback.extract_tb(fault.__traceback__)[-1:]
+        place = f" at {Path(frame[0].filename).name}:{frame[0].lineno}" if frame else ""
+        what = f"`{type(fault).__name__}: {_cut(str(fault), 160)}`{place}"
+    return (f"This is a problem in this check, not in your code: {what}. Please report it as an issue of "
+            "the course, with this message and its seed; your other exercises are not affected.")

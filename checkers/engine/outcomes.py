@@ -87,7 +87,8 @@ class Result:
             lines.append(f"  {MARKS[step.status]} {step.name}")
             for label, value in _details(step):
                 lines += _indent(f"{label}: {value}", 6)
-        if seed and self.seed is not None and self.outcome is not Outcome.NOT_ATTEMPTED:
+        # an INTERNAL always shows its seed: it is what a maintainer needs to replay the fault
+        if (seed or self.outcome is Outcome.INTERNAL) and self.seed is not None and self.outcome is not Outcome.NOT_ATTEMPTED:
             lines.append(f"  (seed {self.seed}: `{self.exercise}.check(seed={self.seed})` replays this check)")
         return "\n".join(lines)
 
@@ -120,6 +121,8 @@ class Result:
                     )
                 parts.append("</li>")
             parts.append("</ul>")
+        if self.outcome is Outcome.INTERNAL and self.seed is not None:
+            parts.append(f"<div><em>Seed:</em> {self.seed}</div>")
         parts.append("</div>")
         return "".join(parts)
 
