@@ -1,6 +1,8 @@
 """Does the exercise engine turn anything a learner writes into a precise, safe outcome?"""
+import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -8,7 +10,7 @@ import pytest
 
 import checkers.notebook.progress
 import checkers.paths
-from checkers.engine import server, workspace
+from checkers.engine import sandbox, server, workspace
 from checkers.chapters.ch00_welcome import chapter, ex1
 from checkers.notebook.api import CheckFailed
 from checkers.engine.outcomes import Outcome, Result, Step
@@ -110,13 +112,50 @@ def test_check_cannot_write_into_the_project(project):
     assert not (p.root / "written-by-check.txt").exists()
 
 
-def test_spawned_fallback_gives_the_same_outcomes(project):
-    """Where fork is missing, does a check in a new interpreter give the same outcomes?"""
-    p = project(CHAPTER)
+def test_spawned_fallback_gives_the_same_outcomes(project, monkeypatch):
+    """Where fork is missing, do the judge and the learner's process in new interpreters give the same outcomes?"""
+    monkeypatch.setenv("TICKETHUB_NO_FORK", "1")  # the spawned judge spawns the learner's process too
+    p = project(CHAPTER).edit(WARMUP, *in_greet("print('debugging', name)"))  # the learner's print is no protocol
     request = {"module": p.module, "exercise": "ex1", "project": str(p.root), "seed": 7}
-    assert Result.from_dict(server.run_spawned(request)).outcome is Outcome.PASS
-    p.edit(WARMUP, *in_greet("raise KeyError('seat')"))
+    assert_outcome(Result.from_dict(server.run_spawned(request)), Outcome.PASS)
+    p.edit(WARMUP, "print('debugging', name)", "raise KeyError('seat')")
     assert_outcome(Result.from_dict(server.run_spawned(request)), Outcome.ERROR, f"{WARMUP}, line 10")
+
+
+def test_a_correct_answer_that_prints_passes(project):
+    """Does a learner's `print()` (to stdout and stderr) leave a correct answer's PASS alone?"""
+    p = project(CHAPTER).edit(WARMUP, *in_greet("import sys; print('hi'); print('oops', file=sys.stderr)"))
+    assert_outcome(p.check("ex1"), Outcome.PASS)
+
+
+def test_a_failed_fork_is_reported_and_cleaned_up(project, monkeypatch, tmp_path):
+    """When fork fails (no memory, no processes), is the check an INTERNAL with nothing left behind?"""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("TICKETHUB_SCRATCH", str(scratch))
+
+    def no_fork():
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    p = project(CHAPTER)
+    result = Result.from_dict(sandbox.run_forked({"module": p.module, "exercise": "ex1", "project": str(p.root)}))
+    assert_outcome(result, Outcome.INTERNAL, "could not start", "not in your code")
+    assert list(scratch.iterdir()) == []
+
+
+def test_fork_is_refused_while_threads_run(project):
+    """Does the server refuse to fork (a clear INTERNAL) while another thread might hold a lock?"""
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        p = project(CHAPTER)
+        result = Result.from_dict(server.run({"module": p.module, "exercise": "ex1", "project": str(p.root)}))
+    finally:
+        stop.set()
+        thread.join()
+    assert_outcome(result, Outcome.INTERNAL, "other threads")
 
 
 @pytest.fixture
@@ -138,6 +177,30 @@ def test_setup_is_idempotent_and_keeps_learner_files(notebook_dir, capsys):
     chapter.setup()  # re-run, from inside the project folder
     assert Path.cwd() == root and (root / WARMUP).read_text() == "# my work\n"
     assert not (root / "work").exists()
+
+
+def test_notebooks_in_a_folder_named_work_keep_their_projects(notebook_dir, monkeypatch, capsys):
+    """Under a folder named `work` (the Jupyter Docker stacks' mount), does setup use the notebook's folder?"""
+    notebooks = notebook_dir / "work" / "course"
+    notebooks.mkdir(parents=True)
+    monkeypatch.chdir(notebooks)
+    chapter.setup()
+    chapter.setup()  # again, from inside the project: the recorded folder, not a guess from the path
+    assert Path.cwd() == notebooks / "work" / CHAPTER
+    assert checkers.notebook.progress.path() == notebooks / "work" / ".progress.json"
+
+
+def test_a_check_can_be_replayed_with_its_seed(notebook_dir, capsys):
+    """Does `check(seed=...)` give the same result, seed included, as the check it replays?"""
+    chapter.setup()
+    workspace.write_files(chapter.root, workspace.files(CHAPTER, "solution"))
+    chapter.root.joinpath(WARMUP).write_text(
+        chapter.root.joinpath(WARMUP).read_text().replace("count = sum(", "count = len(items) or sum("))
+    ex1.check()
+    first = ex1.last
+    ex1.check(seed=first.seed)
+    assert ex1.last.to_dict() == first.to_dict() and first.outcome is Outcome.FAIL
+    assert f"seed {first.seed}" in first.text() and f"seed {first.seed}" not in repr(first)
 
 
 def test_reset_keeps_a_backup(notebook_dir, capsys):

@@ -148,3 +148,15 @@ def test_dashboard_updates_live_and_its_plain_text_stays_put(notebook_dir, monke
 
 def test_dashboard_outside_a_kernel_is_plain_text(notebook_dir):
     assert dashboard.dashboard(CHAPTER)._repr_mimebundle_() == {"text/plain": str(dashboard.dashboard(CHAPTER))}
+
+
+def test_dashboards_import_no_chapter(tmp_path):
+    """Do the dashboards read titles from the build's output, without importing any chapter (or SQLAlchemy)?"""
+    code = ("import sys; from checkers.notebook import dashboard\n"
+            "rows = dashboard.rows()\n"
+            "loaded = [m for m in sys.modules if m.startswith(('checkers.chapters', 'sqlalchemy', 'alembic'))]\n"
+            "print(len(rows), rows[0].title, loaded)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    count, rest = done.stdout.split(" ", 1)
+    assert int(count) == sum(len(workspace.checkpoint(c)["exercises"]) for c in workspace.chapters())
+    assert rest.strip() == "Warm-up: routes, request data and JSON []"

@@ -47,7 +47,7 @@ def run(request: dict) -> dict:
     if not isinstance(request.get("module"), str) or not request["module"].startswith("checkers.chapters."):
         return sandbox.internal({"exercise": str(request.get("exercise")), "module": ""}, "an unknown chapter")
     load(request["module"])
-    if not hasattr(os, "fork"):
+    if not sandbox.FORK:
         return sandbox.run_spawned(request)
     if threading.active_count() > 1:  # a fork would copy a lock some other thread holds
         return sandbox.internal(request, "the check server runs other threads, so it cannot fork safely")
@@ -107,7 +107,7 @@ class Client:
         }
         if seed is not None:
             request["seed"] = int(seed)
-        if not hasattr(os, "fork"):
+        if not sandbox.FORK:
             return Result.from_dict(run_spawned(request))
         for _ in range(2):
             self.start()
