@@ -1,0 +1,1 @@
+"""The maintainers' commands: `build`, `execute`, `bench`, `mutate`. The top layer: imports any layer below it."""
