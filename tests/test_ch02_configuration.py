@@ -56,7 +56,13 @@ configs = dict(development=DevelopmentConfig, testing=TestingConfig, production=
 
 def test_config_alternative_passes(project):
     """Are extra settings, helpers and `dict(...)` accepted?"""
-    assert_outcome(project(CHAPTER).write(CONFIG, CONFIG_ALTERNATIVE).check("ex1"), Outcome.PASS)
+    assert_outcome(project(CHAPTER).write(CONFIG, CONFIG_ALTERNATIVE).sweep("ex1"), Outcome.PASS)
+
+
+def test_configs_of_a_dict_subclass_pass(project):
+    """Is `configs` accepted as any kind of dict (it crosses to the judge as a plain one)?"""
+    p = project(CHAPTER).edit(CONFIG, "configs = {", "import collections\n\nconfigs = collections.OrderedDict({")
+    assert_outcome(p.edit(CONFIG, "ProductionConfig}", "ProductionConfig})").check("ex1"), Outcome.PASS)
 
 
 @pytest.mark.parametrize(
@@ -110,7 +116,7 @@ def test_config_alternative_passes(project):
     ],
 )
 def test_config_wrong_answers_fail(project, old, new, expected):
-    assert_rejected(project(CHAPTER).edit(CONFIG, old, new).check("ex1"), expected)
+    assert_rejected(project(CHAPTER).edit(CONFIG, old, new).sweep("ex1"), expected)
 
 
 def test_feedback_shows_no_memory_address(project):
@@ -156,7 +162,7 @@ def verify_config(config):
 
 def test_startup_alternative_passes(project):
     """Is a different structure, with other weak keys and `token_urlsafe`, accepted?"""
-    assert_outcome(project(CHAPTER).write(STARTUP, STARTUP_ALTERNATIVE).check("ex2"), Outcome.PASS)
+    assert_outcome(project(CHAPTER).write(STARTUP, STARTUP_ALTERNATIVE).sweep("ex2"), Outcome.PASS)
 
 
 @pytest.mark.parametrize(
@@ -200,7 +206,7 @@ def test_startup_alternative_passes(project):
     ],
 )
 def test_startup_wrong_answers_fail(project, old, new, expected):
-    assert_rejected(project(CHAPTER).edit(STARTUP, old, new).check("ex2"), expected)
+    assert_rejected(project(CHAPTER).edit(STARTUP, old, new).sweep("ex2"), expected)
 
 
 # --- exercise 3: layered configuration in create_app() -------------------------------------------------
@@ -250,7 +256,7 @@ TEST_CONFIG = "    if test_config is not None:\n        app.config.from_mapping(
 
 def test_init_alternative_passes(project):
     """Are a helper, `os.getenv`, `config.update` and a `try/except KeyError` accepted?"""
-    assert_outcome(project(CHAPTER).write(INIT, INIT_ALTERNATIVE).check("ex3"), Outcome.PASS)
+    assert_outcome(project(CHAPTER).write(INIT, INIT_ALTERNATIVE).sweep("ex3"), Outcome.PASS)
 
 
 @pytest.mark.parametrize(
@@ -326,7 +332,25 @@ def test_init_alternative_passes(project):
     ],
 )
 def test_init_wrong_answers_fail(project, old, new, expected):
-    assert_rejected(project(CHAPTER).edit(INIT, old, new).check("ex3"), expected)
+    assert_rejected(project(CHAPTER).edit(INIT, old, new).sweep("ex3"), expected)
+
+
+def test_a_broken_factory_is_blamed_on_exercise_3_only(project):
+    """Are `config.py` and `startup.py` checked on their own, so a half-written `__init__.py` breaks only ex3?"""
+    p = project(CHAPTER).edit(INIT, "    verify_config(app.config)  #", "    verify_config(app.config) +  #")
+    assert_outcome(p.check("ex1"), Outcome.PASS)
+    assert_outcome(p.check("ex2"), Outcome.PASS)
+    assert_outcome(p.check("ex3"), Outcome.ERROR, "SyntaxError", f"{INIT}, line")
+
+
+def test_the_learners_own_instance_file_and_env_change_nothing(project):
+    """Does the check set its own scene, whatever `instance/config.py` and `.env` the learner keeps, and leave them?"""
+    p = project(CHAPTER).write("instance/config.py", "MAX_TICKETS_PER_ORDER = 3\nSECRET_KEY = 'dev'\n")
+    p.write(".env", "TICKETHUB_ENV=testing\nTICKETHUB_SITE_NAME=Mine\n")
+    for key in ("ex3", "ex4"):
+        assert_outcome(p.check(key), Outcome.PASS)
+    assert p.read("instance/config.py") == "MAX_TICKETS_PER_ORDER = 3\nSECRET_KEY = 'dev'\n"
+    assert p.read(".env") == "TICKETHUB_ENV=testing\nTICKETHUB_SITE_NAME=Mine\n"
 
 
 def test_init_waits_for_the_config_classes(project):
@@ -349,7 +373,7 @@ def test_init_waits_for_the_config_classes(project):
     ],
 )
 def test_wsgi_alternatives_pass(project, text):
-    assert_outcome(project(CHAPTER).write(WSGI, text).check("ex4"), Outcome.PASS)
+    assert_outcome(project(CHAPTER).write(WSGI, text).sweep("ex4"), Outcome.PASS)
 
 
 @pytest.mark.parametrize(
@@ -381,7 +405,7 @@ def test_wsgi_alternatives_pass(project, text):
     ],
 )
 def test_wsgi_wrong_answers_fail(project, text, expected):
-    assert_rejected(project(CHAPTER).write(WSGI, text).check("ex4"), expected)
+    assert_rejected(project(CHAPTER).write(WSGI, text).sweep("ex4"), expected)
 
 
 def test_wsgi_needing_a_dotenv_file_fails(project):
@@ -402,14 +426,14 @@ def test_wsgi_needing_a_dotenv_file_fails(project):
 @pytest.mark.parametrize(
     "text",
     [
-        "/.env\n/instance\n",
-        ".env\ninstance/*\n",
-        "# everything .env-like, except the example\n.env*\n!.env.example\n**/instance/\n",
+        "/.env\n/instance\n*.py[co]\n",
+        ".env\ninstance/*\n__pycache__\n",
+        "# everything .env-like, except the example\n.env*\n!.env.example\n**/instance/\n**/__pycache__/\n",
         "*.pyc\n.env\n\ninstance/\n__pycache__/\n",
     ],
 )
 def test_gitignore_alternatives_pass(project, text):
-    assert_outcome(project(CHAPTER).write(GITIGNORE, text).check("ex5"), Outcome.PASS)
+    assert_outcome(project(CHAPTER).write(GITIGNORE, text).sweep("ex5"), Outcome.PASS)
 
 
 @pytest.mark.parametrize(
@@ -422,10 +446,12 @@ def test_gitignore_alternatives_pass(project, text):
         (".env\ninstance/\nconfig.py\n", "`tickethub/config.py` is not ignored"),
         ("*\n", "`.env.example` is not ignored"),
         ('".env"\ninstance/\n', "Is there a line `.env`"),
+        (".env\ninstance/\n", "Is there a line `__pycache__/`"),  # Python's leftovers tracked
+        (".env\ninstance/\n/__pycache__/\n", "`tickethub/__pycache__/config.cpython-312.pyc` is ignored"),
     ],
 )
 def test_gitignore_wrong_answers_fail(project, text, expected):
-    assert_rejected(project(CHAPTER).write(GITIGNORE, text).check("ex5"), expected)
+    assert_rejected(project(CHAPTER).write(GITIGNORE, text).sweep("ex5"), expected)
 
 
 MATCHER_CASES = [
@@ -465,3 +491,29 @@ def test_gitignore_matcher_agrees_with_git(tmp_path, text):
         by_git[path] = bool(pattern) and not pattern.startswith("!")
     rules = gitignore_rules(text)
     assert {p: gitignored(rules, p) for p in PATHS} == by_git
+
+
+# --- one wrong answer per stated requirement that the check before the port let through -------------
+
+@pytest.mark.parametrize(
+    ("path", "exercise", "old", "new", "expected"),
+    [
+        (CONFIG, "ex1", "    DEBUG = True\n", "    DEBUG = True\n    TESTING = True\n",
+         "`DevelopmentConfig.TESTING` is `False`"),  # only TestingConfig sets TESTING
+        (STARTUP, "ex2", "len(key) < MIN_SECRET_KEY_LENGTH", "len(key) < MIN_SECRET_KEY_LENGTH - 1",
+         "(31 characters)"),  # shorter than 32, always at the boundary
+        (STARTUP, "ex2", "isinstance(key, (str, bytes))", "isinstance(key, str)", "`bytes` key"),  # text: str or bytes
+        (STARTUP, "ex2", "not isinstance(key, (str, bytes))", "key is None or type(key) in (int, float)",
+         "a `bool`"),  # any key that is not text
+        (STARTUP, "ex2", '    key = config.get("SECRET_KEY")\n',
+         '    key = config.get("SECRET_KEY")\n    if isinstance(key, int):\n        raise ConfigError("not text")\n',
+         "a message that names `TICKETHUB_SECRET_KEY`"),  # every refusal says what to do
+        (INIT, "ex3", TEST_CONFIG + "    verify_config(app.config)", "    verify_config(app.config)\n" + TEST_CONFIG,
+         "`test_config` included"),  # verify_config after every layer, test_config too
+        (INIT, "ex3", "    app.register_blueprint(warmup.bp)\n", "", "`warmup.bp`"),  # chapter 01's registrations
+        (INIT, "ex3", '    app.register_blueprint(venues.bp, url_prefix="/api/venues")\n', "", "`venues.bp`"),
+    ],
+)
+def test_each_requirement_is_checked(project, path, exercise, old, new, expected):
+    """Does every stated requirement fail on its own, on every seed?"""
+    assert_rejected(project(CHAPTER).edit(path, old, new).sweep(exercise), expected)

@@ -1,715 +1,591 @@
 """Checks for chapter 02: configuration (config classes, environment, instance folder, .env)."""
 from __future__ import annotations
 
+import fnmatch
 import os
-import re
 import runpy
 from contextlib import contextmanager
+from pathlib import Path
 from unittest.mock import patch
 
 import dotenv  # noqa: F401  (imported before the check server forks, so wsgi.py loads fast)
 from flask import Flask
 
-from ..engine.checking import raised, show as _show_value
+from ..engine.judge import Call, LearnerError, Remote, show, strictly_equal
+from ..engine.learner import probe
 from ..notebook.api import Chapter
 
-chapter = Chapter(__name__, "Configuration", legacy=True)
+chapter = Chapter(__name__, "Configuration")
 
-ENVIRONMENTS = ("development", "testing", "production")
-CLASSES = {"development": "DevelopmentConfig", "testing": "TestingConfig", "production": "ProductionConfig"}
+CLASSES = ("Config", "DevelopmentConfig", "TestingConfig", "ProductionConfig")
+ENVIRONMENTS = ("development", "testing", "production")  # in the order of CLASSES[1:]
 MAKE_A_KEY = 'python -c "import secrets; print(secrets.token_hex())"'
+INSTANCE = "instance/config.py"
+KEYS = ("DEBUG", "TESTING", "SECRET_KEY", "MAX_TICKETS_PER_ORDER", "SITE_NAME", "FEATURES", "SESSION_COOKIE_SECURE")
+ABSENT = "\0absent"  # what `t.get` answers for a name that is not there
 
-ex1 = chapter.exercise(
-    "Config classes per environment",
-    hints=[
-        "Put every setting in `Config` as an UPPERCASE class attribute (`app.config.from_object()` "
-        "ignores lowercase names). Each subclass then changes only what differs for its environment.",
-        "`class DevelopmentConfig(Config):` inherits everything from `Config`; inside it, `DEBUG = True` "
-        "is all it needs. `TestingConfig` sets `TESTING = True`. `ProductionConfig` sets "
-        "`SECRET_KEY = None` (the real key comes from the environment) and `SESSION_COOKIE_SECURE = True`.",
-        "`Config` holds `SECRET_KEY = \"dev\"`, `DEBUG = False`, `TESTING = False`, "
-        "`MAX_TICKETS_PER_ORDER = 10` and `SITE_NAME = \"TicketHub\"`. At the end of the file: "
-        "`configs = {\"development\": DevelopmentConfig, \"testing\": TestingConfig, "
-        "\"production\": ProductionConfig}` (the classes themselves, not instances or strings).",
-    ],
-)
-
-ex2 = chapter.exercise(
-    "Refuse to start without a real secret",
-    hints=[
-        "Return early when `config.get(\"DEBUG\")` or `config.get(\"TESTING\")` is true. Otherwise "
-        "look at `config.get(\"SECRET_KEY\")` (`.get`, because the key may be missing) and "
-        "`raise ConfigError(...)` when it is not a real secret.",
-        "A key is not a real secret when it is missing or empty (`not key`), when it is not text, "
-        "when it is `\"dev\"`, or when `len(key) < MIN_SECRET_KEY_LENGTH`. One `if` with `or` covers "
-        "them all; test `isinstance(key, (str, bytes))` before calling `len()`.",
-        "The message is for the person deploying the app at 3 a.m.: say what is wrong, which variable "
-        "to set, and how to make a value, e.g. `raise ConfigError(\"SECRET_KEY is missing or too weak. "
-        "Set TICKETHUB_SECRET_KEY to a random value of at least 32 characters; make one with: "
-        f"{MAKE_A_KEY}\")`.",
-    ],
-)
-
-ex3 = chapter.exercise(
-    "Load configuration in layers in `create_app()`",
-    hints=[
-        "Load from the weakest source to the strongest, so each one overrides the ones before: "
-        "`app.config.from_object(configs[name])`, then `app.config.from_pyfile(\"config.py\", silent=True)`, "
-        "then `app.config.from_prefixed_env(\"TICKETHUB\")`, then `test_config`. Check the result last.",
-        "`name = os.environ.get(\"TICKETHUB_ENV\", \"development\")`. Before looking it up, "
-        "`if name not in configs: raise ValueError(...)` with a message that lists `sorted(configs)`. "
-        "`silent=True` makes a missing `instance/config.py` fine; `instance_relative_config=True` (already "
-        "in the `Flask(...)` line) makes `from_pyfile` look in the instance folder.",
-        "After the layers: `if test_config is not None: app.config.from_mapping(test_config)`, then "
-        "`verify_config(app.config)`: it must come after every layer, because the real key arrives "
-        "from the environment (or the instance file), not from the class.",
-    ],
-    requires=[ex1, ex2],
-)
-
-ex4 = chapter.exercise(
-    "`wsgi.py`: load `.env`, then build the app",
-    hints=[
-        "`wsgi.py` is four lines: import `load_dotenv` from `dotenv`, call it, import `create_app` "
-        "from `tickethub`, and assign `app = create_app()`.",
-        "Order matters: `create_app()` reads `TICKETHUB_*` variables when it runs, so `load_dotenv()` "
-        "must run before it. And leave `override` at its default (`False`): a variable set in the real "
-        "environment (by your shell, Docker or your host) must win over the `.env` file.",
-        "Four lines, in this order: `from dotenv import load_dotenv`, `load_dotenv()`, "
-        "`from tickethub import create_app`, `app = create_app()`.",
-    ],
-    requires=[ex3],
-)
-
-ex5 = chapter.exercise(
-    "Keep secrets and local files out of Git",
-    hints=[
-        "A `.gitignore` line names what Git should not track: `.env` matches a file called `.env` in "
-        "any folder; a line ending in `/` such as `instance/` matches a folder and everything in it.",
-        "Beware of wide patterns: `.env*` also hides `.env.example`, which *should* be committed so "
-        "others know which variables to set; `config.py` hides `tickethub/config.py` too.",
-        "Three lines do it: `.env`, `instance/` and `__pycache__/` (plus `.venv/` if you keep a "
-        "virtual environment in the project).",
-    ],
-)
+ex1 = chapter.exercise("Config classes per environment", hints=[
+    "Put every setting in `Config` as an UPPERCASE class attribute (`app.config.from_object()` ignores lowercase "
+    "names). Each subclass then changes only what differs for its environment.",
+    "`class DevelopmentConfig(Config):` inherits everything from `Config`; inside it, `DEBUG = True` is all it needs. "
+    "`TestingConfig` sets `TESTING = True`. `ProductionConfig` sets `SECRET_KEY = None` (the real key comes from the "
+    "environment) and `SESSION_COOKIE_SECURE = True`.",
+    "`Config` holds `SECRET_KEY = \"dev\"`, `DEBUG = False`, `TESTING = False`, `MAX_TICKETS_PER_ORDER = 10` and "
+    "`SITE_NAME = \"TicketHub\"`. At the end of the file: `configs = {\"development\": DevelopmentConfig, \"testing\": "
+    "TestingConfig, \"production\": ProductionConfig}` (the classes themselves, not instances or strings).",
+])
+ex2 = chapter.exercise("Refuse to start without a real secret", hints=[
+    "Return early when `config.get(\"DEBUG\")` or `config.get(\"TESTING\")` is true. Otherwise look at "
+    "`config.get(\"SECRET_KEY\")` (`.get`, because the key may be missing) and `raise ConfigError(...)` when it is "
+    "not a real secret.",
+    "A key is not a real secret when it is missing or empty (`not key`), when it is not text, when it is `\"dev\"`, or "
+    "when `len(key) < MIN_SECRET_KEY_LENGTH`. One `if` with `or` covers them all; test `isinstance(key, (str, bytes))` "
+    "before calling `len()`.",
+    "The message is for the person deploying the app at 3 a.m.: say what is wrong, which variable to set, and how to "
+    "make a value, e.g. `raise ConfigError(\"SECRET_KEY is missing or too weak. Set TICKETHUB_SECRET_KEY to a random "
+    f"value of at least 32 characters; make one with: {MAKE_A_KEY}\")`.",
+])
+ex3 = chapter.exercise("Load configuration in layers in `create_app()`", requires=[ex1, ex2], hints=[
+    "Load from the weakest source to the strongest, so each one overrides the ones before: "
+    "`app.config.from_object(configs[name])`, then `app.config.from_pyfile(\"config.py\", silent=True)`, then "
+    "`app.config.from_prefixed_env(\"TICKETHUB\")`, then `test_config`. Check the result last.",
+    "`name = os.environ.get(\"TICKETHUB_ENV\", \"development\")`. Before looking it up, `if name not in configs: raise "
+    "ValueError(...)` with a message that lists `sorted(configs)`. `silent=True` makes a missing `instance/config.py` "
+    "fine; `instance_relative_config=True` (already in the `Flask(...)` line) makes `from_pyfile` look in the "
+    "instance folder.",
+    "After the layers: `if test_config is not None: app.config.from_mapping(test_config)`, then "
+    "`verify_config(app.config)`: it must come after every layer, because the real key arrives from the environment "
+    "(or the instance file), not from the class.",
+])
+ex4 = chapter.exercise("`wsgi.py`: load `.env`, then build the app", requires=[ex3], hints=[
+    "`wsgi.py` is four lines: import `load_dotenv` from `dotenv`, call it, import `create_app` from `tickethub`, and "
+    "assign `app = create_app()`.",
+    "Order matters: `create_app()` reads `TICKETHUB_*` variables when it runs, so `load_dotenv()` must run before it. "
+    "And leave `override` at its default (`False`): a variable set in the real environment (by your shell, Docker or "
+    "your host) must win over the `.env` file.",
+    "Four lines, in this order: `from dotenv import load_dotenv`, `load_dotenv()`, `from tickethub import "
+    "create_app`, `app = create_app()`.",
+])
+ex5 = chapter.exercise("Keep secrets and local files out of Git", hints=[
+    "A `.gitignore` line names what Git should not track: `.env` matches a file called `.env` in any folder; a line "
+    "ending in `/` such as `instance/` matches a folder and everything in it.",
+    "Beware of wide patterns: `.env*` also hides `.env.example`, which *should* be committed so others know which "
+    "variables to set; `config.py` hides `tickethub/config.py` too.",
+    "Three lines do it: `.env`, `instance/` and `__pycache__/` (plus `.venv/` if you keep a virtual environment in "
+    "the project).",
+])
 
 
-# --- helpers ---------------------------------------------------------------------------------
+@chapter.warm_up
+def _warm_up():
+    """Import what a first test request imports (`flask.testing`, …) once, before the server forks."""
+    Flask("warm_up").test_client().get("/")
 
 
-def show(value) -> str:
-    """A learner's value, safely, without memory addresses (feedback must be deterministic)."""
-    return re.sub(r" at 0x[0-9a-fA-F]+", "", _show_value(value))
-
+# --- probes: they run in the learner's process, beside the learner's code -------------------------
 
 
 @contextmanager
-def _environment(values: dict[str, str] | None = None):
-    """Run the block with exactly these TICKETHUB_* variables; restore everything after."""
+def _scene(env: dict, files: dict):
+    """Exactly these TICKETHUB_* variables, and these files (text, or None: absent), for one block."""
     with patch.dict(os.environ):
-        for name in [n for n in os.environ if n.startswith("TICKETHUB_")]:
-            del os.environ[name]
-        os.environ.pop("PYTHON_DOTENV_DISABLED", None)
-        os.environ.update(values or {})
-        yield
+        for name in [n for n in os.environ if n.startswith("TICKETHUB_")] + ["PYTHON_DOTENV_DISABLED"]:
+            os.environ.pop(name, None)
+        os.environ.update(env)
+        paths = {Path.cwd() / rel: text for rel, text in files.items()}
+        try:
+            for path, text in paths.items():
+                path.unlink(missing_ok=True)
+                if text is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(text, encoding="utf-8")
+            yield
+        finally:
+            for path in paths:
+                path.unlink(missing_ok=True)
+
+
+def _observe(app) -> dict:
+    config = getattr(app, "config", None)
+    return {"app": app, "config": {k: config[k] for k in KEYS if k in config} if isinstance(config, dict) else None}
+
+
+@probe
+def _factory(create_app, env: dict, files: dict, args: list) -> dict:
+    """The learner's `create_app(*args)`, run with exactly `env` and `files`: its app, and what its config holds."""
+    with _scene(env, files):
+        return _observe(create_app(*args))
+
+
+@probe
+def _wsgi(env: dict, dotenv_text: str | None) -> dict | None:
+    """The learner's `wsgi.py`, run as a server would beside this `.env` (or none): its `app` and config."""
+    path = Path.cwd() / "wsgi.py"
+    with _scene(env, {".env": dotenv_text}):
+        return _observe(runpy.run_path(str(path), run_name="wsgi").get("app")) if path.is_file() else None
+
+
+@probe
+def _ancestry(cls) -> list[str]:
+    return [f"{k.__module__}.{k.__qualname__}" for k in cls.__mro__[1:]] if isinstance(cls, type) else []
+
+
+@probe
+def _as_dict(mapping) -> dict | None:
+    return dict(mapping) if isinstance(mapping, dict) else None
+
+
+@probe
+def _text(error) -> str:
+    return str(error)
+
+
+# --- judge-side helpers --------------------------------------------------------------------------
+
+
+def _show(value) -> str:
+    return "not set" if value == ABSENT else show(value)
 
 
 def _secret(t, length: int = 64) -> str:
-    """A random hex key that stays text under `from_prefixed_env`'s JSON parsing."""
-    while True:
-        key = "".join(t.rng.choice("0123456789abcdef") for _ in range(length))
-        if any(c in "abcdf" for c in key):
-            return key
+    """A random hex key that stays text under `from_prefixed_env`'s JSON parsing (it ends in a letter, not `e`)."""
+    return "".join(t.rng.choice("0123456789abcdef") for _ in range(length - 1)) + t.rng.choice("abcdf")
 
 
-def _instance_file(t, text: str | None) -> None:
-    path = t.project / "instance" / "config.py"
-    if text is None:
-        if path.exists():
-            path.unlink()
-    else:
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-
-
-def _describe(error: BaseException | None) -> str:
-    if error is None:
-        return "no exception"
-    text = str(error).strip().splitlines()
-    return f"`{type(error).__name__}: {text[0][:150]}`" if text else f"`{type(error).__name__}`"
+def _expect(t, config: dict, wanted: dict, source: str, hint: str | None) -> None:
+    t.require(all(strictly_equal(config.get(k, ABSENT), v) for k, v in wanted.items()),
+              ", ".join(f"`{k}` is `{v!r}`" for k, v in wanted.items()) + f" ({source})",
+              lambda: ", ".join(f"`{k}` is {_show(config.get(k, ABSENT))}" for k in wanted), hint)
 
 
 # --- exercise 1: tickethub/config.py -------------------------------------------------------------
 
-
-@ex1.step("`tickethub/config.py` defines `Config` and three subclasses of it")
-def _classes(t):
-    config = t.module("tickethub.config")
-    base = getattr(config, "Config", None)
-    t.require(isinstance(base, type), "a class `Config` in `tickethub/config.py`", f"`Config` is {show(base)}",
-              "Did you keep the line `class Config:`?")
-    for name in CLASSES.values():
-        cls = getattr(config, name, None)
-        t.require(
-            isinstance(cls, type) and issubclass(cls, base),
-            f"a class `{name}(Config)`",
-            lambda: f"`{name}` is {show(cls)}" if not isinstance(cls, type)
-            else f"`{name}` does not inherit from `Config` (its bases are `{', '.join(b.__name__ for b in cls.__bases__)}`)",
-            f"Did you declare it as `class {name}(Config):`, so that it inherits the shared settings?",
-        )
-    t.config = config
+ex1.defines("tickethub.config", path="tickethub/config.py", classes=CLASSES)
 
 
-def _value(cls, name):
-    return getattr(cls, name, "<missing>")
+@ex1.step("`DevelopmentConfig`, `TestingConfig` and `ProductionConfig` inherit from `Config`")
+def _subclasses(t, names):
+    for name in CLASSES[1:]:
+        ancestors = t.probe(_ancestry, getattr(names, name))
+        t.require("tickethub.config.Config" in ancestors, f"a class `{name}(Config)`",
+                  f"`{name}` inherits from `{', '.join(a.rsplit('.', 1)[-1] for a in ancestors)}`, not `Config`",
+                  f"Did you declare it as `class {name}(Config):`, so that it inherits the shared settings?")
+    return names
 
 
-@ex1.step("`Config` holds the shared defaults: `SECRET_KEY`, `DEBUG`, `TESTING`, `MAX_TICKETS_PER_ORDER`, `SITE_NAME`")
-def _base_values(t):
-    base = t.config.Config
-    wanted = {"SECRET_KEY": "dev", "DEBUG": False, "TESTING": False, "MAX_TICKETS_PER_ORDER": 10, "SITE_NAME": "TicketHub"}
-    for name, value in wanted.items():
-        seen = _value(base, name)
-        t.require(
-            type(seen) is type(value) and seen == value,
-            f"`Config.{name} = {value!r}`",
-            f"`Config.{name}` is {show(seen)}",
-            "Is the name spelled in UPPERCASE, with a value of the right type (`False`, not `\"False\"`; `10`, not `\"10\"`)?",
-        )
+UPPERCASE = ("Is the name spelled in UPPERCASE, with a value of the right type (`False`, not `\"False\"`; `10`, "
+             "not `\"10\"`)?")
+SETTINGS = {  # step -> (class, setting, accepted values, expected, hint)
+    "`Config` holds the shared defaults: `SECRET_KEY`, `DEBUG`, `TESTING`, `MAX_TICKETS_PER_ORDER`, `SITE_NAME`": [
+        ("Config", name, (value,), f"`Config.{name} = {value!r}`", UPPERCASE) for name, value in (
+            ("SECRET_KEY", "dev"), ("DEBUG", False), ("TESTING", False), ("MAX_TICKETS_PER_ORDER", 10),
+            ("SITE_NAME", "TicketHub"))],
+    "`DevelopmentConfig` turns `DEBUG` on, only `TestingConfig` sets `TESTING`, production has neither": [
+        (cls, name, (value,), f"`{cls}.{name}` is `{value}`",
+         f"Does `{cls}` inherit from `Config` directly, and set only what differs for its environment?" + (
+             " (`DEBUG` in production would let anyone run code through the debugger.)" if cls[0] == "P" else ""))
+        for cls, debug, testing in (("DevelopmentConfig", True, False), ("TestingConfig", False, True),
+                                    ("ProductionConfig", False, False))
+        for name, value in (("DEBUG", debug), ("TESTING", testing))],
+    "`ProductionConfig` keeps no secret in code and sends cookies over HTTPS only": [
+        ("ProductionConfig", "SECRET_KEY", (None, ""),
+         "`ProductionConfig.SECRET_KEY = None`: the real key must come from the environment",
+         "Did you override `SECRET_KEY` in `ProductionConfig`? Without it, production inherits `\"dev\"`; and a real "
+         "key written here would be in every copy of your code."),
+        ("ProductionConfig", "SESSION_COOKIE_SECURE", (True,), "`ProductionConfig.SESSION_COOKIE_SECURE = True`",
+         "Did you add `SESSION_COOKIE_SECURE = True` to `ProductionConfig`?")],
+}
 
 
-@ex1.step("`DevelopmentConfig` turns `DEBUG` on, only `TestingConfig` sets `TESTING`, production has neither")
-def _environment_values(t):
-    wanted = {
-        "DevelopmentConfig": {"DEBUG": True, "TESTING": False},
-        "TestingConfig": {"DEBUG": False, "TESTING": True},
-        "ProductionConfig": {"DEBUG": False, "TESTING": False},
-    }
-    for cls_name, values in wanted.items():
-        cls = getattr(t.config, cls_name)
-        for name, value in values.items():
-            seen = _value(cls, name)
-            t.require(
-                seen is value,
-                f"`{cls_name}.{name}` is `{value}`",
-                f"`{cls_name}.{name}` is {show(seen)}",
-                f"Does `{cls_name}` inherit from `Config` directly, and set only what differs for its environment?"
-                + (" (`DEBUG` in production would let anyone run code through the debugger.)"
-                   if cls_name == "ProductionConfig" else ""),
-            )
+def _settings(t, names, rows):
+    for cls, name, accepted, expected, hint in rows:
+        seen = t.get(getattr(names, cls), name, ABSENT)
+        t.require(any(strictly_equal(seen, value) for value in accepted), expected,
+                  lambda: f"`{cls}.{name}` is {_show(seen)}", hint)
+    return names
 
 
-@ex1.step("`ProductionConfig` keeps no secret in code and sends cookies over HTTPS only")
-def _production(t):
-    production = t.config.ProductionConfig
-    key = _value(production, "SECRET_KEY")
-    t.require(
-        key is None or key == "",
-        "`ProductionConfig.SECRET_KEY = None`: the real key must come from the environment",
-        f"`ProductionConfig.SECRET_KEY` is {show(key)}",
-        "Did you override `SECRET_KEY` in `ProductionConfig`? Without it, production inherits `\"dev\"`; "
-        "and a real key written here would be in every copy of your code.",
-    )
-    secure = _value(production, "SESSION_COOKIE_SECURE")
-    t.require(secure is True, "`ProductionConfig.SESSION_COOKIE_SECURE = True`",
-              f"`ProductionConfig.SESSION_COOKIE_SECURE` is {show(secure)}",
-              "Did you add `SESSION_COOKIE_SECURE = True` to `ProductionConfig`?")
+for _title, _rows in SETTINGS.items():
+    ex1.step(_title)(lambda t, names, rows=_rows: _settings(t, names, rows))
 
 
 @ex1.step("`configs` maps `\"development\"`, `\"testing\"` and `\"production\"` to their classes")
-def _mapping(t):
-    configs = getattr(t.config, "configs", None)
-    t.require(isinstance(configs, dict), "a dict named `configs`", f"`configs` is {show(configs)}",
+def _mapping(t, names):
+    configs = t.get(names.module, "configs")
+    if isinstance(configs, Remote) and t.isa(configs, dict):
+        configs = t.probe(_as_dict, configs)  # a dict of a subclass's kind, as a plain one
+    t.require(type(configs) is dict, "a dict named `configs`", lambda: f"`configs` is {show(configs)}",
               "Did you replace `configs = ...` with a dict literal?")
-    t.require(
-        sorted(configs) == sorted(ENVIRONMENTS),
-        "exactly the keys `\"development\"`, `\"production\"`, `\"testing\"`",
-        f"the keys {show(sorted(configs, key=str))}",
-        "Are the keys lowercase strings, spelled as `TICKETHUB_ENV` will spell them?",
-    )
-    for name, cls_name in CLASSES.items():
-        t.require(
-            configs[name] is getattr(t.config, cls_name),
-            f"`configs[\"{name}\"]` is the class `{cls_name}`",
-            f"`configs[\"{name}\"]` is {show(configs[name])}",
-            f"Did you map `\"{name}\"` to the class itself (`{cls_name}`, no parentheses, no quotes)?",
-        )
+    t.require(set(configs) == set(ENVIRONMENTS), "exactly the keys `\"development\"`, `\"production\"`, `\"testing\"`",
+              lambda: f"the keys {show(sorted(configs, key=repr))}",
+              "Are the keys lowercase strings, spelled as `TICKETHUB_ENV` will spell them?")
+    for env, cls in zip(ENVIRONMENTS, CLASSES[1:]):
+        t.require(configs[env] == getattr(names, cls), f"`configs[\"{env}\"]` is the class `{cls}`",
+                  lambda: f"`configs[\"{env}\"]` is {show(configs[env])}",
+                  f"Did you map `\"{env}\"` to the class itself (`{cls}`, no parentheses, no quotes)?")
 
 
 # --- exercise 2: tickethub/startup.py -----------------------------------------------------------
 
-
-def _production_like(key="<missing>") -> dict:
-    config = {"DEBUG": False, "TESTING": False, "ENV": "production"}
-    if key != "<missing>":
-        config["SECRET_KEY"] = key
-    return config
+ex2.defines("tickethub.startup", path="tickethub/startup.py", classes=["ConfigError"], functions=["verify_config"])
 
 
-def _verify(t, config):
-    return raised(lambda: t.startup.verify_config(config))
-
-
-@ex2.step("`tickethub/startup.py` defines `ConfigError` (a `RuntimeError`) and `verify_config(config)`")
-def _startup(t):
-    startup = t.module("tickethub.startup")
-    error = getattr(startup, "ConfigError", None)
-    t.require(isinstance(error, type) and issubclass(error, RuntimeError),
-              "a class `ConfigError(RuntimeError)`", f"`ConfigError` is {show(error)}",
+@ex2.step("`ConfigError` is a `RuntimeError`")
+def _runtime_error(t, names):
+    t.require("builtins.RuntimeError" in t.probe(_ancestry, names.ConfigError), "a class `ConfigError(RuntimeError)`",
+              f"`ConfigError` is {show(names.ConfigError)}, which does not inherit from `RuntimeError`",
               "Did you keep the given `class ConfigError(RuntimeError):`?")
-    t.require(callable(getattr(startup, "verify_config", None)), "a function `verify_config(config)`",
-              f"`verify_config` is {show(getattr(startup, 'verify_config', None))}",
-              "Did you keep the line `def verify_config(config):`?")
-    t.startup = startup
+    return names, []
+
+
+def _production_like(key=ABSENT) -> dict:
+    return {"DEBUG": False, "TESTING": False, "ENV": "production", **({} if key == ABSENT else {"SECRET_KEY": key})}
+
+
+def _refused(t, state, cases, hint):
+    """`verify_config` raises `ConfigError` for each (key, what); the errors join the state."""
+    names, errors = state
+    for key, what in cases:
+        call = t.attempt(names.verify_config, _production_like(key))
+        errors.append(t.raises(call, names.ConfigError, what, hint(call)))
+    return names, errors
 
 
 @ex2.step("`verify_config` raises `ConfigError` when a production config has no `SECRET_KEY`")
-def _no_key(t):
-    for key, what in (("<missing>", "no `SECRET_KEY` at all"), (None, "`SECRET_KEY = None`")):
-        error = _verify(t, _production_like(key))
-        t.require(
-            isinstance(error, t.startup.ConfigError),
-            f"`ConfigError` for `{_production_like(key)}` ({what})",
-            f"{_describe(error)}",
-            "Do you return early only when `DEBUG` or `TESTING` is true, read the key with "
-            "`config.get(\"SECRET_KEY\")` (it may be missing), and `raise ConfigError(...)` when it is missing?"
-            if error is None or isinstance(error, KeyError)
-            else "Do you raise `ConfigError` (not another exception) when the key is missing?",
-        )
+def _no_key(t, state):
+    return _refused(t, state, ((ABSENT, "no `SECRET_KEY` at all"), (None, "`SECRET_KEY = None`")), lambda call: (
+        "Do you return early only when `DEBUG` or `TESTING` is true, read the key with `config.get(\"SECRET_KEY\")` "
+        "(it may be missing), and `raise ConfigError(...)` when it is missing?"
+        if call.error is None or call.error.isa(KeyError)
+        else "Do you raise `ConfigError` (not another exception) when the key is missing?"))
 
 
 @ex2.step("`verify_config` raises `ConfigError` for an empty, `\"dev\"`, short or non-text `SECRET_KEY`")
-def _weak_keys(t):
-    short = _secret(t, t.rng.randrange(8, 32))
-    for key in ("", "dev", short, t.rng.randrange(10**40, 10**41)):
-        error = _verify(t, _production_like(key))
-        t.require(
-            isinstance(error, t.startup.ConfigError),
-            f"`ConfigError` when `SECRET_KEY` is {show(key)}"
-            + (f" ({len(key)} characters)" if isinstance(key, str) and len(key) > 3 else "")
-            + (" (a number: what `from_prefixed_env` makes of `TICKETHUB_SECRET_KEY=123…`)" if isinstance(key, int) else ""),
-            f"{_describe(error)}",
-            "Do you reject a key that is empty, `\"dev\"`, not text (`isinstance(key, (str, bytes))`) or "
-            "shorter than `MIN_SECRET_KEY_LENGTH` (32)? Test the type before you call `len()`.",
-        )
+def _weak_keys(t, state):
+    made = "what `from_prefixed_env` makes of `TICKETHUB_SECRET_KEY={}`"
+    return _refused(t, state, (
+        ("", "an empty key"), ("dev", "the tutorial's key"), (_secret(t, 31), "31 characters"),
+        (t.rng.randrange(10**40, 10**41), "a number: " + made.format("123…")),
+        (True, "a `bool`: " + made.format("true")),
+    ), lambda call: "Do you reject a key that is empty, `\"dev\"`, not text (`isinstance(key, (str, bytes))`) or "
+                    "shorter than `MIN_SECRET_KEY_LENGTH` (32)? Test the type before you call `len()`.")
 
 
 @ex2.step("the `ConfigError` names `TICKETHUB_SECRET_KEY` and says how to make a key")
-def _message(t):
-    error = _verify(t, _production_like(None))
-    message = str(error)
-    t.require(
-        "TICKETHUB_SECRET_KEY" in message and "secrets.token_" in message,
-        f"a message that names `TICKETHUB_SECRET_KEY` and shows how to make a key: `{MAKE_A_KEY}`",
-        f"the message `{message}`",
-        "Imagine reading it during a failed deployment: does it say which variable to set, and the "
-        "command that makes a good value?",
-    )
+def _message(t, state):
+    names, errors = state
+    for error in errors:  # every refusal's: whoever deploys sees only the one they hit
+        message = t.probe(_text, error.remote)
+        t.require("TICKETHUB_SECRET_KEY" in message and "secrets.token_" in message,
+                  f"a message that names `TICKETHUB_SECRET_KEY` and shows how to make a key: `{MAKE_A_KEY}`",
+                  f"the message `{message}`", "Imagine reading it during a failed deployment: does it say which "
+                  "variable to set, and the command that makes a good value?")
+    return names
 
 
 @ex2.step("`verify_config` accepts a random key of 32 characters or more")
-def _good_keys(t):
-    for key in (_secret(t, 64), _secret(t, 32)):
-        error = _verify(t, _production_like(key))
-        t.require(error is None, f"no exception for a random {len(key)}-character key `{key}`",
-                  f"{_describe(error)}",
-                  "Is the length test `len(key) < 32` (so that exactly 32 characters is fine)?")
+def _good_keys(t, names):
+    for key in (_secret(t, 64), _secret(t, 32), _secret(t, 48).encode()):
+        call = t.attempt(names.verify_config, _production_like(key))
+        t.require(call.returned, f"{call.text} returns: a random {len(key)}-character "
+                  f"{'`bytes` ' if type(key) is bytes else ''}key is a real secret", call.seen,
+                  "Is the length test `len(key) < 32` (so that exactly 32 characters is fine)? Text may be `str` "
+                  "or `bytes`.")
+    return names
 
 
 @ex2.step("`verify_config` lets `DEBUG` and `TESTING` apps run without a real key")
-def _dev_and_test(t):
+def _dev_and_test(t, names):
     for config in ({"DEBUG": True, "TESTING": False, "SECRET_KEY": None},
-                   {"DEBUG": False, "TESTING": True, "SECRET_KEY": "dev"},
-                   {"DEBUG": True, "TESTING": False}):
-        error = _verify(t, config)
-        t.require(error is None, f"no exception for `{config}`", f"{_describe(error)}",
-                  "Do you `return` before checking the key when `config.get(\"DEBUG\")` or "
-                  "`config.get(\"TESTING\")` is true? Developers and tests should not need a real secret.")
+                   {"DEBUG": False, "TESTING": True, "SECRET_KEY": "dev"}, {"DEBUG": True, "TESTING": False}):
+        call = t.attempt(names.verify_config, config)
+        t.require(call.returned, f"{call.text} returns without an exception", call.seen,
+                  "Do you `return` before checking the key when `config.get(\"DEBUG\")` or `config.get(\"TESTING\")` "
+                  "is true? Developers and tests should not need a real secret.")
 
 
 # --- exercise 3: tickethub/__init__.py ------------------------------------------------------------
 
-
-def _create(t, test_config=None, env=None):
-    """Build the learner's app with exactly these TICKETHUB_* variables."""
-    with _environment(env):
-        try:
-            return t.tickethub.create_app() if test_config is None else t.tickethub.create_app(test_config)
-        except OSError as error:
-            if "config.py" not in str(error):
-                raise
-            t.fail("`create_app()` works when there is no `instance/config.py`",
-                   f"`{type(error).__name__}` about a missing `config.py`",
-                   "Did you pass `silent=True` to `app.config.from_pyfile(\"config.py\", silent=True)`? "
-                   "Most machines (and every test) have no instance file.")
+ex3.defines("tickethub", path="tickethub/__init__.py", functions=["create_app"])
 
 
-def _config_error(t):
-    return t.module("tickethub.startup").ConfigError
+def _build(t, s, env=None, instance=None, test_config=None) -> Call:
+    """`create_app()` in the learner's process with exactly these variables and instance file."""
+    parts = [f"`{k}={v}`" for k, v in (env or {}).items()] + ([f"`{INSTANCE}` setting " + ", ".join(
+        f"`{k} = {v!r}`" for k, v in instance.items())] if instance else [])
+    text = (f"`create_app({'' if test_config is None else show(test_config)})` with "
+            + (", ".join(parts) or "no `TICKETHUB_*` variable and no instance file"))
+    file = "".join(f"{k} = {v!r}\n" for k, v in instance.items()) if instance else None
+    try:
+        seen = t.probe(_factory, s.create_app, env or {}, {INSTANCE: file}, [test_config] * (test_config is not None))
+    except LearnerError as error:
+        t.require(not (error.isa(OSError) and "config.py" in error.message),
+                  "`create_app()` works when there is no `instance/config.py`", f"`{error.type_name}` about a missing "
+                  "`config.py`", "Did you pass `silent=True` to `app.config.from_pyfile(\"config.py\", silent=True)`? "
+                  "Most machines (and every test) have no instance file.")
+        return Call(text, error=error)
+    call = Call(text, value=seen["app"])
+    call.config = seen["config"]
+    return call
+
+
+def _built(t, s, hint: str | None, **scene) -> Call:
+    """`_build`, which must give a Flask app: a `ConfigError` fails with `hint`; other errors are the learner's."""
+    call = _build(t, s, **scene)
+    if call.error:
+        t.require(not call.error.isa(s.ConfigError), f"{call.text} builds an app", call.seen, hint)
+        raise call.error
+    t.require(t.isa(call.value, Flask), f"{call.text} returns a Flask app", call.seen,
+              "Did you keep `return app` at the end of `create_app()`?")
+    return call
+
+
+def _layer(t, s, wanted: dict, source: str, hint: str, refused: str | None = None, **scene):
+    """The app built in this scene has the `wanted` settings."""
+    _expect(t, _built(t, s, refused or hint, **scene).config, wanted, source, hint)
+    return s
+
+
+CLASS_LAYER = "`app.config.from_object(configs[name])`"
+KEY_LATE = "Do you call `verify_config(app.config)` after every layer, {} included?"
 
 
 @ex3.step("`create_app()` with no `TICKETHUB_ENV` and no instance file builds a development app")
-def _default(t):
-    _instance_file(t, None)
-    t.tickethub = t.module("tickethub")
-    t.configs = t.module("tickethub.config").configs
-    try:
-        app = _create(t)
-    except _config_error(t) as error:
-        t.fail("a development app (`DEBUG` on) when `TICKETHUB_ENV` is not set", f"`ConfigError: {error}`",
-               "Is the default of `os.environ.get(\"TICKETHUB_ENV\", ...)` `\"development\"`, and do you "
-               "load that class with `app.config.from_object(configs[name])` before `verify_config(...)`?")
-    t.require(isinstance(app, Flask), "`create_app()` returns a Flask app", f"it returned {show(app)}",
-              "Did you keep `return app` at the end of `create_app()`?")
-    debug, testing = app.config.get("DEBUG"), app.config.get("TESTING")
-    t.require(
-        debug is True and testing is False,
-        "`DEBUG` is `True` and `TESTING` is `False` (the `DevelopmentConfig` values)",
-        f"`DEBUG` is {show(debug)} and `TESTING` is {show(testing)}",
-        "Does `TICKETHUB_ENV` default to `\"development\"`, and do you load the class with "
-        "`app.config.from_object(configs[name])`?",
-    )
-    wanted = t.configs["development"].MAX_TICKETS_PER_ORDER
-    seen = app.config.get("MAX_TICKETS_PER_ORDER")
-    t.require(seen == wanted, f"`MAX_TICKETS_PER_ORDER` is {wanted}, from `Config`",
-              f"`MAX_TICKETS_PER_ORDER` is {show(seen)}",
-              "Do you load the class with `app.config.from_object(configs[name])`?")
+def _default(t, s):
+    s.ConfigError = t.get(t.module("tickethub.startup"), "ConfigError")
+    return _layer(t, s, {"DEBUG": True, "TESTING": False, "MAX_TICKETS_PER_ORDER": 10},
+                  "the `DevelopmentConfig` values, and `Config`'s limit",
+                  f"Does `TICKETHUB_ENV` default to `\"development\"`, and do you load the class with {CLASS_LAYER}?",
+                  "Is the default of `os.environ.get(\"TICKETHUB_ENV\", ...)` `\"development\"`, and do you load that "
+                  f"class with {CLASS_LAYER} before `verify_config(...)`?")
 
 
 @ex3.step("`TICKETHUB_ENV=testing` selects `TestingConfig`")
-def _testing(t):
-    app = _create(t, env={"TICKETHUB_ENV": "testing"})
-    debug, testing = app.config.get("DEBUG"), app.config.get("TESTING")
-    t.require(
-        testing is True and debug is False,
-        "`TESTING` is `True` and `DEBUG` is `False` when `TICKETHUB_ENV=testing`",
-        f"`TESTING` is {show(testing)} and `DEBUG` is {show(debug)}",
-        "Do you read the name with `os.environ.get(\"TICKETHUB_ENV\", \"development\")` and load "
-        "`configs[name]`?",
-    )
+def _testing(t, s):
+    return _layer(t, s, {"TESTING": True, "DEBUG": False}, "the `TestingConfig` values", "Do you read the name with "
+                  "`os.environ.get(\"TICKETHUB_ENV\", \"development\")` and load `configs[name]`?",
+                  env={"TICKETHUB_ENV": "testing"})
 
 
 @ex3.step("an unknown `TICKETHUB_ENV` raises `ValueError` listing the valid names")
-def _unknown(t):
-    name = t.word()
-    error = raised(lambda: _create(t, env={"TICKETHUB_ENV": name}))
-    t.require(
-        isinstance(error, ValueError),
-        f"`ValueError` when `TICKETHUB_ENV={name}`",
-        f"{_describe(error)}" + (": `create_app()` returned an app" if error is None else ""),
-        "Do you check `if name not in configs:` and `raise ValueError(...)` before the lookup? "
-        "(A bare `configs[name]` raises a `KeyError` that does not say what would be right.)",
-    )
-    message = str(error)
-    t.require(
-        all(env in message for env in ENVIRONMENTS),
-        "a message that lists `development`, `production` and `testing`",
-        f"the message `{message}`",
-        "Does the message include the valid names, e.g. `\", \".join(sorted(configs))`?",
-    )
+def _unknown(t, s):
+    for name in (t.word(), "prod"):
+        error = t.raises(_build(t, s, {"TICKETHUB_ENV": name}), ValueError, "an unknown environment",
+                         "Do you check `if name not in configs:` and `raise ValueError(...)` before the lookup? "
+                         "(A bare `configs[name]` raises a `KeyError` that does not say what would be right.)")
+        message = t.probe(_text, error.remote)
+        t.require(all(env in message for env in ENVIRONMENTS), "a message that lists `development`, `production` "
+                  "and `testing`", f"the message `{message}`",
+                  "Does the message include the valid names, e.g. `\", \".join(sorted(configs))`?")
+    return s
+
+
+def _instance(t) -> dict:
+    return {"MAX_TICKETS_PER_ORDER": t.rng.randrange(11, 99), "SITE_NAME": f"TicketHub {t.word().title()}"}
 
 
 @ex3.step("`instance/config.py` overrides the class defaults")
-def _instance(t):
-    limit, site = t.rng.randrange(11, 99), f"TicketHub {t.word().title()}"
-    _instance_file(t, f"MAX_TICKETS_PER_ORDER = {limit}\nSITE_NAME = {site!r}\n")
-    app = _create(t)
-    seen = (app.config.get("MAX_TICKETS_PER_ORDER"), app.config.get("SITE_NAME"))
-    t.require(
-        seen == (limit, site),
-        f"`MAX_TICKETS_PER_ORDER` {limit} and `SITE_NAME` {site!r}, from `instance/config.py`",
-        f"{show(seen[0])} and {show(seen[1])}",
-        "Do you call `app.config.from_pyfile(\"config.py\", silent=True)` after `from_object(...)`, "
-        "with the app created as `Flask(__name__, instance_relative_config=True)` so that the file is "
-        "looked for in the instance folder?",
-    )
-    t.limit, t.site = limit, site
+def _instance_layer(t, s):
+    return _layer(t, s, (instance := _instance(t)), f"from `{INSTANCE}`", "Do you call "
+                  "`app.config.from_pyfile(\"config.py\", silent=True)` after `from_object(...)`, with the app created "
+                  "as `Flask(__name__, instance_relative_config=True)` so that the file is looked for in the instance "
+                  "folder?", instance=instance)
 
 
 @ex3.step("`TICKETHUB_*` environment variables beat `instance/config.py`, parsed as JSON")
-def _prefixed(t):
-    limit, site, flag = t.rng.randrange(100, 999), t.word("Hub "), t.word().upper()
-    env = {"TICKETHUB_MAX_TICKETS_PER_ORDER": str(limit), "TICKETHUB_SITE_NAME": site, f"TICKETHUB_FEATURES__{flag}": "true"}
-    app = _create(t, env=env)
-    seen = app.config.get("MAX_TICKETS_PER_ORDER")
-    t.require(
-        seen != t.limit,
-        f"`MAX_TICKETS_PER_ORDER` {limit} from `TICKETHUB_MAX_TICKETS_PER_ORDER={limit}` "
-        f"(the instance file says {t.limit})",
-        f"{show(seen)}, the instance file's value",
-        "Do you call `app.config.from_prefixed_env(\"TICKETHUB\")`, and after `from_pyfile(...)`? "
-        "Later layers override earlier ones.",
-    )
-    t.require(
-        type(seen) is int and seen == limit,
-        f"`MAX_TICKETS_PER_ORDER` is the number {limit} (an `int`)",
-        f"{show(seen)} (a `{type(seen).__name__}`)",
-        "Did you use `app.config.from_prefixed_env(\"TICKETHUB\")`? It parses each value as JSON, so "
-        "`\"12\"` becomes `12`; `os.environ` alone only ever gives text.",
-    )
-    t.require(app.config.get("SITE_NAME") == site, f"`SITE_NAME` {site!r} from `TICKETHUB_SITE_NAME`",
-              f"`SITE_NAME` is {show(app.config.get('SITE_NAME'))}",
-              "Do you load every `TICKETHUB_*` variable with `from_prefixed_env(\"TICKETHUB\")`?")
-    features = app.config.get("FEATURES")
-    t.require(
-        isinstance(features, dict) and features.get(flag) is True,
-        f"`app.config[\"FEATURES\"][\"{flag}\"]` is `True` from `TICKETHUB_FEATURES__{flag}=true`",
-        f"`FEATURES` is {show(features)}",
-        "Did you use `app.config.from_prefixed_env(\"TICKETHUB\")`? It turns `__` into nested keys.",
-    )
-    t.env = env
+def _prefixed(t, s):
+    instance, limit, site, flag = _instance(t), t.rng.randrange(100, 999), t.word("Hub "), t.word().upper()
+    env = {"TICKETHUB_MAX_TICKETS_PER_ORDER": str(limit), "TICKETHUB_SITE_NAME": site,
+           f"TICKETHUB_FEATURES__{flag}": "true"}
+    config = _built(t, s, None, env=env, instance=instance).config
+    seen, features = config.get("MAX_TICKETS_PER_ORDER", ABSENT), config.get("FEATURES", ABSENT)
+    t.require(seen != instance["MAX_TICKETS_PER_ORDER"], f"`MAX_TICKETS_PER_ORDER` {limit} from "
+              f"`TICKETHUB_MAX_TICKETS_PER_ORDER={limit}` (the instance file says {instance['MAX_TICKETS_PER_ORDER']})",
+              f"{_show(seen)}, the instance file's value", "Do you call `app.config.from_prefixed_env(\"TICKETHUB\")`, "
+              "and after `from_pyfile(...)`? Later layers override earlier ones.")
+    t.require(strictly_equal(seen, limit), f"`MAX_TICKETS_PER_ORDER` is the number {limit} (an `int`)",
+              lambda: _show(seen) + ("" if seen == ABSENT else f" (a `{type(seen).__name__}`)"),
+              "Did you use `app.config.from_prefixed_env(\"TICKETHUB\")`? It parses each value as JSON, so `\"12\"` "
+              "becomes `12`; `os.environ` alone only ever gives text.")
+    _expect(t, config, {"SITE_NAME": site}, "from `TICKETHUB_SITE_NAME`",
+            "Do you load every `TICKETHUB_*` variable with `from_prefixed_env(\"TICKETHUB\")`?")
+    t.require(isinstance(features, dict) and features.get(flag) is True,
+              f"`app.config[\"FEATURES\"][\"{flag}\"]` is `True` from `TICKETHUB_FEATURES__{flag}=true`",
+              lambda: f"`FEATURES` is {_show(features)}",
+              "Did you use `app.config.from_prefixed_env(\"TICKETHUB\")`? It turns `__` into nested keys.")
+    return s
 
 
 @ex3.step("`test_config` beats every other layer")
-def _test_config(t):
-    limit, site = t.rng.randrange(1000, 9999), t.word("Test ")
-    app = _create(t, {"MAX_TICKETS_PER_ORDER": limit, "SITE_NAME": site}, env=t.env)
-    seen = (app.config.get("MAX_TICKETS_PER_ORDER"), app.config.get("SITE_NAME"))
-    t.require(
-        seen == (limit, site),
-        f"`create_app({{\"MAX_TICKETS_PER_ORDER\": {limit}, \"SITE_NAME\": {site!r}}})` uses those values, "
-        "even with an instance file and `TICKETHUB_*` variables set",
-        f"{show(seen[0])} and {show(seen[1])}",
-        "Do you apply `test_config` (with `app.config.from_mapping(test_config)`) after "
-        "`from_prefixed_env(...)`? A test must always get the settings it asks for.",
-    )
-    _instance_file(t, None)
+def _test_config(t, s):
+    wanted = {"MAX_TICKETS_PER_ORDER": t.rng.randrange(1000, 9999), "SITE_NAME": t.word("Test ")}
+    env = {"TICKETHUB_MAX_TICKETS_PER_ORDER": str(t.rng.randrange(100, 999)), "TICKETHUB_SITE_NAME": t.word("Hub ")}
+    return _layer(t, s, wanted, "`test_config`, even with an instance file and `TICKETHUB_*` variables set",
+                  "Do you apply `test_config` (with `app.config.from_mapping(test_config)`) after "
+                  "`from_prefixed_env(...)`? A test must always get the settings it asks for.",
+                  env=env, instance=_instance(t), test_config=wanted)
 
 
 @ex3.step("production refuses to start without a real `SECRET_KEY`")
-def _production_refuses(t):
-    ConfigError = _config_error(t)
-    for env, what in (
-        ({"TICKETHUB_ENV": "production"}, "no `TICKETHUB_SECRET_KEY`"),
-        ({"TICKETHUB_ENV": "production", "TICKETHUB_SECRET_KEY": "dev"}, "`TICKETHUB_SECRET_KEY=dev`"),
-        ({"TICKETHUB_ENV": "production", "TICKETHUB_SECRET_KEY": _secret(t, 20)}, "a 20-character key"),
-    ):
-        error = raised(lambda: _create(t, env=env))
-        t.require(
-            isinstance(error, ConfigError) and "TICKETHUB_SECRET_KEY" in str(error),
-            f"`create_app()` raises `ConfigError` with `TICKETHUB_ENV=production` and {what}",
-            f"{_describe(error)}" + (": `create_app()` returned an app" if error is None else ""),
-            "Does `create_app()` call `verify_config(app.config)` once every layer is loaded?",
-        )
+def _production_refuses(t, s):
+    for key in (None, "dev", _secret(t, 20)):
+        env = {"TICKETHUB_ENV": "production", **({} if key is None else {"TICKETHUB_SECRET_KEY": key})}
+        hint = "Does `create_app()` call `verify_config(app.config)` once every layer is loaded?"
+        error = t.raises(_build(t, s, env), s.ConfigError, "no real key", hint)
+        t.require("TICKETHUB_SECRET_KEY" in t.probe(_text, error.remote),
+                  "a `ConfigError` that names `TICKETHUB_SECRET_KEY`", error.seen(), hint)
+    return s
 
 
-@ex3.step("production starts with a real key from `TICKETHUB_SECRET_KEY` or `instance/config.py`")
-def _production_starts(t):
-    ConfigError = _config_error(t)
-    key = _secret(t)
-    try:
-        app = _create(t, env={"TICKETHUB_ENV": "production", "TICKETHUB_SECRET_KEY": key})
-    except ConfigError as error:
-        t.fail(f"a production app with `TICKETHUB_SECRET_KEY={key}`", f"`ConfigError: {error}`",
-               "Do you call `verify_config(app.config)` after `from_prefixed_env(\"TICKETHUB\")`? "
-               "The key only arrives with the environment layer.")
-    seen = (app.config.get("SECRET_KEY"), app.config.get("DEBUG"), app.config.get("SESSION_COOKIE_SECURE"))
-    t.require(
-        seen == (key, False, True),
-        f"`SECRET_KEY` `{key}`, `DEBUG` `False`, `SESSION_COOKIE_SECURE` `True`",
-        f"`SECRET_KEY` {show(seen[0])}, `DEBUG` {show(seen[1])}, `SESSION_COOKIE_SECURE` {show(seen[2])}",
-        "Does `TICKETHUB_ENV=production` load `ProductionConfig`, with the environment layer after it?",
-    )
-    key = _secret(t)
-    _instance_file(t, f"SECRET_KEY = {key!r}\n")
-    try:
-        app = _create(t, env={"TICKETHUB_ENV": "production"})
-    except ConfigError as error:
-        t.fail("a production app with `SECRET_KEY` set in `instance/config.py`", f"`ConfigError: {error}`",
-               "Do you call `verify_config(app.config)` after every layer, including `from_pyfile(...)`?")
-    finally:
-        _instance_file(t, None)
-    t.require(app.config.get("SECRET_KEY") == key, f"`SECRET_KEY` `{key}` from `instance/config.py`",
-              f"`SECRET_KEY` is {show(app.config.get('SECRET_KEY'))}",
-              "Do you load `instance/config.py` after the class?")
+@ex3.step("production starts with a real key from `TICKETHUB_SECRET_KEY`, `instance/config.py` or `test_config`")
+def _production_starts(t, s):
+    production, keys = {"TICKETHUB_ENV": "production"}, [_secret(t) for _ in range(3)]
+    _layer(t, s, {"SECRET_KEY": keys[0], "DEBUG": False, "SESSION_COOKIE_SECURE": True}, "`ProductionConfig`",
+           "Does `TICKETHUB_ENV=production` load `ProductionConfig`, with the environment layer after it?",
+           KEY_LATE.format("`from_prefixed_env(\"TICKETHUB\")`") + " The key only arrives with the environment layer.",
+           env={**production, "TICKETHUB_SECRET_KEY": keys[0]})
+    _layer(t, s, {"SECRET_KEY": keys[1]}, f"from `{INSTANCE}`", "Do you load `instance/config.py` after the class?",
+           KEY_LATE.format("`from_pyfile(...)`"), env=production, instance={"SECRET_KEY": keys[1]})
+    return _layer(t, s, {"SECRET_KEY": keys[2]}, "from `test_config`", "Do you apply `test_config` last?",
+                  KEY_LATE.format("`test_config`") + " A test may bring its own key.", env=production,
+                  test_config={"SECRET_KEY": keys[2]})
 
 
-@ex3.step("the events API from chapter 01 still works")
-def _api(t):
-    client = _create(t, {"TESTING": True}).test_client()
-    event = {"name": t.word("Concert ").title(), "capacity": t.rng.randrange(10, 500)}
+@ex3.step("the events API, the warm-up routes and the JSON errors of chapter 01 still work")
+def _api(t, s):
+    client = t.client(_built(t, s, "Does `verify_config` let a `TESTING` app run with any key?",
+                             test_config={"TESTING": True}).value)
+    event, events = {"name": t.word("Concert ").title(), "capacity": t.rng.randrange(10, 500)}, "events.bp"
     created = t.json(client.post("/api/events/", json=event), 201, "the new event",
                      "Did you keep the blueprint registrations from chapter 01 in `create_app()`?")
     t.require(isinstance(created, dict) and created.get("name") == event["name"],
               f"the created event, named {event['name']!r}", f"`{show(created)}`",
               "Did you keep `events.bp` registered with `url_prefix=\"/api/events\"`?")
-    t.json(client.get(f"/api/events/{created['id']}"), 200, "the event",
-           "Did you keep `events.bp` registered with `url_prefix=\"/api/events\"`?")
-    t.json(client.get("/api/venues/"), 200, "the list of venues",
-           "Did you keep `venues.bp` registered with `url_prefix=\"/api/venues\"`?")
-    missing = t.rng.randrange(10**5, 10**6)
-    response = client.get(f"/api/events/{missing}")
-    t.require(
-        response.status_code == 404 and response.is_json,
-        f"`GET /api/events/{missing}` (no such event) answers 404 with a JSON error",
-        f"{response.status_code} with `Content-Type: {response.content_type}`",
-        "Did you keep `errors.register_error_handlers(app)` in `create_app()`?",
-    )
+    for url, what, registration in ((f"/api/events/{created.get('id')}", "the event", events),
+                                    ("/api/venues/", "the list of venues", "venues.bp"),
+                                    (f"/api/greet/{t.word().title()}", "a greeting", "warmup.bp")):
+        t.json(client.get(url), 200, what, f"Did you keep `{registration}` registered as chapter 01 left it?")
+    reply = client.get(f"/api/events/{t.rng.randrange(10**5, 10**6)}")
+    t.require(reply.status_code == 404 and reply.is_json, f"{reply.request} (no such event) answers 404 with a JSON "
+              "error", f"{reply.status_code} with `Content-Type: {reply.content_type}`",
+              "Did you keep `errors.register_error_handlers(app)` in `create_app()`?")
 
 
 # --- exercise 4: wsgi.py ----------------------------------------------------------------------------
 
 
-def _run_wsgi(t):
-    """Execute the learner's wsgi.py as a server would, and return its `app`."""
-    path = t.project / "wsgi.py"
-    t.require(path.exists(), "a file `wsgi.py` at the project's top level, beside `tickethub/`",
+def _run_wsgi(t, env: dict, dotenv_text: str | None) -> dict:
+    """What the config of the `app` that the learner's wsgi.py builds holds (run in the learner's process)."""
+    seen = t.probe(_wsgi, env, dotenv_text)
+    t.require(seen is not None, "a file `wsgi.py` at the project's top level, beside `tickethub/`",
               "there is no `wsgi.py`", "Did you run the exercise cell that writes `wsgi.py`?")
-    namespace = runpy.run_path(str(path), run_name="wsgi")
-    app = namespace.get("app")
-    t.require(isinstance(app, Flask), "`wsgi.py` defines `app`, the Flask app from `create_app()`",
-              f"`app` is {show(app)}", "Did you end `wsgi.py` with `app = create_app()`?")
-    return app
+    t.require(t.isa(seen["app"], Flask), "`wsgi.py` defines `app`, the Flask app from `create_app()`",
+              f"`app` is {show(seen['app'])}", "Did you end `wsgi.py` with `app = create_app()`?")
+    return seen["config"]
 
 
 @ex4.step("`wsgi.py` loads `.env` before it calls `create_app()`")
-def _dotenv(t):
-    t.key, t.env_site, t.real_site = _secret(t), t.word("Hub "), t.word("Hub ")
-    (t.project / ".env").write_text(
-        "# written by the check\nTICKETHUB_ENV=production\n"
-        f"TICKETHUB_SECRET_KEY={t.key}\nTICKETHUB_SITE_NAME=\"{t.env_site}\"\n",
-        encoding="utf-8",
-    )
-    with _environment({"TICKETHUB_SITE_NAME": t.real_site}):
-        t.app = _run_wsgi(t)
-    key, debug = t.app.config.get("SECRET_KEY"), t.app.config.get("DEBUG")
-    t.require(
-        key == t.key and debug is False,
-        f"a production app whose `SECRET_KEY` is `{t.key}`, as set in `.env` "
-        "(with `TICKETHUB_ENV=production` and that key)",
-        f"`SECRET_KEY` {show(key)} and `DEBUG` {show(debug)}",
-        "Do you call `load_dotenv()` before `create_app()`? `create_app()` reads the environment when "
-        "it runs, so variables loaded after it come too late.",
-    )
+def _dotenv(t, state):
+    key, env_site, real_site = _secret(t), t.word("Hub "), t.word("Hub ")
+    config = _run_wsgi(t, {"TICKETHUB_SITE_NAME": real_site}, "# written by the check\nTICKETHUB_ENV=production\n"
+                       f"TICKETHUB_SECRET_KEY={key}\nTICKETHUB_SITE_NAME=\"{env_site}\"\n")
+    _expect(t, config, {"SECRET_KEY": key, "DEBUG": False}, "a production app, as `.env` sets "
+            "`TICKETHUB_ENV=production` and that key", "Do you call `load_dotenv()` before `create_app()`? "
+            "`create_app()` reads the environment when it runs, so variables loaded after it come too late.")
+    return config, env_site, real_site
 
 
 @ex4.step("a variable set in the real environment beats the same one in `.env`")
-def _real_wins(t):
-    site = t.app.config.get("SITE_NAME")
-    t.require(
-        site == t.real_site,
-        f"`SITE_NAME` {t.real_site!r} from the real environment (`.env` says {t.env_site!r})",
-        f"`SITE_NAME` is {show(site)}",
-        "Did you call `load_dotenv(override=True)`? Leave `override` at its default (`False`): the "
-        "real environment, set by whoever runs the app, must win over a file.",
-    )
+def _real_wins(t, state):
+    config, env_site, real_site = state
+    _expect(t, config, {"SITE_NAME": real_site}, f"from the real environment; `.env` says {env_site!r}",
+            "Did you call `load_dotenv(override=True)`? Leave `override` at its default (`False`): the real "
+            "environment, set by whoever runs the app, must win over a file.")
 
 
 @ex4.step("`wsgi.py` also works with no `.env` file, from the real environment alone")
-def _no_dotenv(t):
-    (t.project / ".env").unlink()
+def _no_dotenv(t, state):
     key = _secret(t)
-    with _environment({"TICKETHUB_ENV": "production", "TICKETHUB_SECRET_KEY": key}):
-        app = _run_wsgi(t)
-    t.require(
-        app.config.get("SECRET_KEY") == key,
-        f"`SECRET_KEY` `{key}` from the real environment, with no `.env` file",
-        f"`SECRET_KEY` is {show(app.config.get('SECRET_KEY'))}",
-        "Do you build the app with `create_app()` (which reads the environment), rather than reading "
-        "`.env` yourself? Servers usually have no `.env` file at all.",
-    )
+    _expect(t, _run_wsgi(t, {"TICKETHUB_ENV": "production", "TICKETHUB_SECRET_KEY": key}, None), {"SECRET_KEY": key},
+            "from the real environment, with no `.env` file", "Do you build the app with `create_app()` (which reads "
+            "the environment), rather than reading `.env` yourself? Servers usually have no `.env` file at all.")
 
 
 # --- exercise 5: .gitignore ------------------------------------------------------------------------------
 
 
-def gitignore_rules(text: str) -> list[tuple[bool, bool, bool, re.Pattern]]:
-    """Parse .gitignore text into (negated, directories only, anchored, regex) rules."""
+def gitignore_rules(text: str) -> list[tuple[bool, bool, bool, list[str]]]:
+    """Parse .gitignore text into (negated, directories only, anchored, the pattern's parts) rules."""
     rules = []
     for raw in text.splitlines():
-        line = raw.rstrip(" ") if not raw.endswith("\\ ") else raw
-        if not line or line.startswith("#"):
-            continue
-        negated = line.startswith("!")
-        if negated or line.startswith("\\"):
-            line = line[1:]
-        directory = line.endswith("/")
-        line = line.rstrip("/")
-        if not line:
-            continue
-        anchored = "/" in line
-        rules.append((negated, directory, anchored, re.compile(_glob(line.lstrip("/")))))
+        line = raw if raw.endswith("\\ ") else raw.rstrip(" ")
+        if line and not line.startswith("#"):
+            negated = line.startswith("!")
+            line = line[1:] if negated or line.startswith("\\") else line
+            if line.rstrip("/"):
+                parts = line.rstrip("/").lstrip("/").replace("[^", "[!").split("/")
+                rules.append((negated, line.endswith("/"), "/" in line.rstrip("/"), parts))
     return rules
 
 
-def _glob(pattern: str) -> str:
-    out, i = [], 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i) and (i == 0 or pattern[i - 1] == "/"):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("/**", i) and i + 3 == len(pattern):
-            out.append("/.*")
-            i += 3
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            while i < len(pattern) and pattern[i] == "*":
-                i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif pattern[i] == "[" and "]" in pattern[i + 2:]:
-            end = pattern.index("]", i + 2)
-            body = pattern[i + 1:end]
-            out.append("[" + ("^" + body[1:] if body[0] in "!^" else body).replace("\\", "\\\\") + "]")
-            i = end + 1
-        elif pattern[i] == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return "".join(out) + r"\Z"
+def _glob(parts: list[str], names: list[str]) -> bool:
+    """Do a path's names match a pattern's parts? `**` is any number of folders (at the end: at least one name)."""
+    if parts[:1] == ["**"]:
+        return any(_glob(parts[1:], names[i:]) for i in range(len(names) + 1)) if parts[1:] else bool(names)
+    if not parts or not names:
+        return not parts and not names
+    return fnmatch.fnmatchcase(names[0], parts[0]) and _glob(parts[1:], names[1:])
 
 
 def gitignored(rules, path: str) -> bool:
     """Would Git ignore the file at `path` (relative, with `/`) under these rules?"""
-    parts = path.split("/")
-    for end in range(1, len(parts)):  # a file in an ignored folder cannot be re-included
-        if _matches(rules, "/".join(parts[:end]), True):
+    names = path.split("/")
+    for end in range(1, len(names)):  # a file in an ignored folder cannot be re-included
+        if _matches(rules, names[:end], True):
             return True
-    return _matches(rules, path, False)
+    return _matches(rules, names, False)
 
 
-def _matches(rules, path: str, is_dir: bool) -> bool:
+def _matches(rules, names: list[str], is_dir: bool) -> bool:
     ignored = False
-    for negated, directory, anchored, regex in rules:
-        if directory and not is_dir:
-            continue
-        if regex.match(path if anchored else path.rsplit("/", 1)[-1]):
+    for negated, directory, anchored, parts in rules:
+        if (is_dir or not directory) and _glob(parts, names if anchored else names[-1:]):
             ignored = not negated
     return ignored
 
 
-@ex5.step("`.gitignore` makes Git ignore `.env`")
-def _ignores_env(t):
-    path = t.project / ".gitignore"
-    t.require(path.exists(), "a `.gitignore` file at the project's top level", "there is no `.gitignore`",
-              "Did you run the exercise cell that writes `.gitignore`?")
-    t.rules = gitignore_rules(path.read_text(encoding="utf-8"))
-    t.require(gitignored(t.rules, ".env"), "`.env` is ignored", "Git would track `.env`, and your secrets with it",
-              "Is there a line `.env` (exactly: no spaces, no quotes)?")
+GITIGNORE = (  # step, paths, whether Git must ignore them, hint
+    ("`.gitignore` makes Git ignore `.env`", (".env",), True,
+     "Is there a line `.env` (exactly: no spaces, no quotes)?"),
+    ("`.gitignore` makes Git ignore everything in `instance/`", ("instance/config.py", "instance/tickethub.sqlite"),
+     True, "Is there a line `instance/`, which ignores the folder and everything in it? Later chapters keep the "
+     "database there too."),
+    ("`.gitignore` keeps `.env.example`, `wsgi.py` and the `tickethub` package in Git",
+     (".env.example", ".gitignore", "wsgi.py", "tickethub/__init__.py", "tickethub/config.py", "tickethub/startup.py",
+      "tickethub/events/routes.py"), False, "Is one of your patterns too wide? `.env*` also matches `.env.example`, "
+     "`config.py` also matches `tickethub/config.py`, and `*.py` matches all your code."),
+    ("`.gitignore` makes Git ignore Python's `__pycache__/` folders",
+     ("__pycache__/wsgi.cpython-312.pyc", "tickethub/__pycache__/config.cpython-312.pyc",
+      "tickethub/events/__pycache__/routes.cpython-312.pyc"), True,
+     "Is there a line `__pycache__/`? Without a `/` at the start it matches the folder at every level."),
+)
 
 
-@ex5.step("`.gitignore` makes Git ignore everything in `instance/`")
-def _ignores_instance(t):
-    for path in ("instance/config.py", f"instance/{t.word()}.sqlite"):
-        t.require(gitignored(t.rules, path), f"`{path}` is ignored", f"Git would track `{path}`",
-                  "Is there a line `instance/`, which ignores the folder and everything in it? Later "
-                  "chapters keep the database there too.")
+def _ignores(t, rules, paths, ignored: bool, hint: str):
+    if rules is None:  # the first step reads the file (text only: nothing of the learner's runs)
+        path = t.project / ".gitignore"
+        t.require(path.is_file(), "a `.gitignore` file at the project's top level", "there is no `.gitignore`",
+                  "Did you run the exercise cell that writes `.gitignore`?")
+        rules = gitignore_rules(path.read_text(encoding="utf-8", errors="replace"))
+    for path in paths:
+        t.require(gitignored(rules, path) is ignored, f"`{path}` is {'' if ignored else 'not '}ignored"
+                  + ("" if ignored else ": it belongs in version control"),
+                  f"Git would {'track' if ignored else 'ignore'} `{path}`"
+                  + (", and your secrets with it" if path == ".env" else ""), hint)
+    return rules
 
 
-@ex5.step("`.gitignore` keeps `.env.example`, `wsgi.py` and the `tickethub` package in Git")
-def _keeps_code(t):
-    for path in (".env.example", ".gitignore", "wsgi.py", "tickethub/__init__.py", "tickethub/config.py",
-                 "tickethub/startup.py", "tickethub/events/routes.py"):
-        t.require(
-            not gitignored(t.rules, path),
-            f"`{path}` is not ignored: it belongs in version control",
-            f"Git would ignore `{path}`",
-            "Is one of your patterns too wide? `.env*` also matches `.env.example`, `config.py` also "
-            "matches `tickethub/config.py`, and `*.py` matches all your code.",
-        )
-
+for _title, *_case in GITIGNORE:
+    ex5.step(_title)(lambda t, rules, case=tuple(_case): _ignores(t, rules, *case))
 
 setup, reset = chapter.setup, chapter.reset
