@@ -25,8 +25,22 @@ def _stand_in(title: str):
 
 
 STAND_INS: dict[str, Chapter] = {}
-judge_imports, step_bug, probe_bug, learner_raises = (_stand_in(title) for title in (
-    "the judge never imports the learner's code", "a bug in a step", "a bug in a probe", "the learner raises in a probe"))
+judge_imports, step_bug, probe_bug, learner_raises, classes = (_stand_in(title) for title in (
+    "the judge never imports the learner's code", "a bug in a step", "a bug in a probe", "the learner raises in a probe",
+    "facts about classes"))
+
+
+@classes.step("`isa` and `inherits` answer for library classes and for the other side's classes")
+def _classes(t, state):
+    from flask import Blueprint, Flask
+    from flask.sansio.scaffold import Scaffold
+
+    flask = t.module("flask")
+    remote_blueprint, bp = t.get(flask, "Blueprint"), t.get(t.module("tickethub.warmup"), "bp")
+    facts = [t.inherits(remote_blueprint, Scaffold), not t.inherits(remote_blueprint, Flask),
+             t.inherits(remote_blueprint, remote_blueprint), t.isa(bp, Blueprint), t.isa(bp, remote_blueprint),
+             not t.isa(bp, Flask), not t.inherits(bp, Blueprint)]
+    t.require(all(facts), "all true", str(facts))
 
 
 @judge_imports.step("the learner's module is used, but lives in the other process")
@@ -77,6 +91,10 @@ def boundary(monkeypatch):
 
 def test_the_judge_never_imports_learner_code(project, boundary):
     assert_outcome(boundary(project(CHAPTER), judge_imports), Outcome.PASS)
+
+
+def test_facts_about_classes_cross_the_boundary(project, boundary):
+    assert_outcome(boundary(project(CHAPTER), classes), Outcome.PASS)
 
 
 def test_a_bug_in_a_step_is_internal_not_the_learners(project, boundary):

@@ -260,6 +260,14 @@ class Checker:
             return self._ask("isinstance", value, kind) is True
         return _qualified(kind) in value._info.get("mro", [])
 
+    def inherits(self, cls, base) -> bool:
+        """Is `cls` (a learner's class, as a `Remote`) a subclass of `base` (a library class or a `Remote`)?"""
+        if not isinstance(cls, Remote) or not cls.is_class:
+            return False
+        if isinstance(base, Remote):
+            return self._ask("issubclass", cls, base) is True
+        return _qualified(base) in cls._info["class"]
+
     def attempt(self, function: Remote, *args, **kwargs) -> Call:
         """Call the learner's `function`; return a `Call` that says what happened."""
         text = f"`{function._label}({_arguments(args, kwargs)})`"

@@ -141,6 +141,9 @@ class Learner:
     def op_isinstance(self, obj, cls) -> bool:
         return isinstance(obj, cls)
 
+    def op_issubclass(self, cls, base) -> bool:
+        return isinstance(cls, type) and issubclass(cls, base)
+
     def op_probe(self, name: str, args, kwargs):
         module = name.partition(":")[0]
         if name not in PROBES and module.startswith("checkers."):
