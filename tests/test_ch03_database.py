@@ -1,7 +1,15 @@
-"""Do chapter 03's checks accept right answers and reject wrong ones?"""
+"""Do chapter 03's checks accept right answers and reject wrong ones? And do `dbkit`'s helpers answer as documented?"""
+import datetime
+import decimal
+import sys
+import types
+
 import pytest
 
-from checkers.engine.outcomes import Outcome
+from checkers.chapters import dbkit
+from checkers.engine import sandbox
+from checkers.engine.outcomes import Outcome, Result
+from checkers.notebook.api import Chapter
 from conftest import assert_outcome, assert_rejected
 
 CHAPTER = "03-database"
@@ -16,6 +24,15 @@ CONFIG = "tickethub/config.py"
 POSTGRES_WRONG_ANSWERS = [
     ("ex5", BOOKINGS, "    event.seats_left -= seats\n", "    event.seats_left -= seats\n    db.session.commit()\n",
      "the seat count is rolled back"),
+    # looks for a duplicate instead of letting the unique constraint decide: loses the staged race
+    ("ex5", BOOKINGS, "    event.seats_left -= seats\n    booking = Booking(event=event, email=email, seats=seats)\n"
+     "    db.session.add(booking)\n    try:\n        db.session.commit()  # one commit: the new seat count and the "
+     "booking, together\n    except IntegrityError:\n        db.session.rollback()  # undo both, and make the session "
+     "usable again\n        raise AlreadyBooked(email) from None\n",
+     "    if db.session.execute(db.select(Booking).filter_by(event_id=event_id, email=email)).first():\n"
+     "        raise AlreadyBooked(email)\n    event.seats_left -= seats\n"
+     "    booking = Booking(event=event, email=email, seats=seats)\n    db.session.add(booking)\n    db.session.commit()\n",
+     "Did you look for an existing booking first?"),
     # fine on SQLite, where the option exists; psycopg refuses it
     ("ex6", CONFIG, 'SQLALCHEMY_ENGINE_OPTIONS = {}  #',
      'SQLALCHEMY_ENGINE_OPTIONS = {"connect_args": {"check_same_thread": False}}  #',
@@ -118,6 +135,23 @@ def test_models_alternative_passes(project):
             "Does each side of a pair name the other in `back_populates`?",
         ),
         ("    seats_left: Mapped[int]\n", "", "a column `Event.seats_left`"),
+        (  # a sold-out event (0 seats left) refused too
+            'CheckConstraint("seats_left >= 0"', 'CheckConstraint("seats_left > 0"',
+            "Is the constraint `seats_left >= 0` (not `> 0`)?",
+        ),
+        (  # SQL that the database cannot create: a FAIL that says so, not a fault of the check
+            'CheckConstraint("seats_left >= 0"', 'CheckConstraint("seats_left >>= 0"',
+            "SQLAlchemy creates the tables of your models",
+        ),
+        (  # a relationship to a model that does not exist: the mappers cannot be set up
+            'relationship(back_populates="bookings")', 'relationship("Evnt", back_populates="bookings")',
+            "expression 'Evnt' failed to locate a name",
+        ),
+        (  # paired from one side only: appending to `venue.events` leaves `event.venue` empty
+            '    events: Mapped[list["Event"]] = relationship(back_populates="venue")',
+            '    events: Mapped[list["Event"]] = relationship()',
+            "appending an event to `venue.events` sets its `venue`",
+        ),
     ],
 )
 def test_wrong_models_fail(project, old, new, expected):
@@ -221,6 +255,19 @@ def test_events_alternative_passes(project):
             "    event = Event.query.get(event_id)\n    if event is None:",
             "`Event.query` in `tickethub/events/services.py`",
         ),
+        (  # refuses a capacity of exactly the seats booked (which leaves 0 seats)
+            'if fields["capacity"] < booked:', 'if fields["capacity"] <= booked:',
+            "do you refuse only a capacity *below* the seats booked?",
+        ),
+        (  # the venue is never changed
+            "        setattr(event, name, value)\n", "        if name != \"venue_id\":\n            setattr(event, name, value)\n",
+            "Do you set every field that was sent?",
+        ),
+        (  # changes the event, returns nothing
+            "        setattr(event, name, value)\n    db.session.commit()\n    return event\n",
+            "        setattr(event, name, value)\n    db.session.commit()\n",
+            "Do you `return event` at the end?",
+        ),
     ],
 )
 def test_wrong_event_services_fail(project, old, new, expected):
@@ -280,6 +327,13 @@ def test_pagination_alternative_passes(project):
     assert_outcome(project(CHAPTER).write(PAGINATION, PAGINATION_ALTERNATIVE).check("ex3"), Outcome.PASS)
 
 
+def test_an_empty_list_has_no_pages(project):
+    """Does pagination by hand that counts an empty list as one page fail, whatever the seed?"""
+    p = project(CHAPTER).write(PAGINATION, PAGINATION_ALTERNATIVE.replace(
+        '"pages": math.ceil(total / per_page)', '"pages": max(1, math.ceil(total / per_page))'))
+    assert_rejected(p.check("ex3"), "on an empty table: `pages` is 0")
+
+
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
@@ -320,6 +374,9 @@ def test_pagination_alternative_passes(project):
             '    page = _whole_number("page", 1)\n',
             '    page = _whole_number("page", 1) + 1\n',
             "`page` is 1",
+        ),
+        (  # 1 refused: "at least 1" read as "more than 1"
+            "    if number < 1:\n", "    if number <= 1:\n", "`paginate(...)` for `?page=1&per_page=",
         ),
     ],
 )
@@ -450,6 +507,10 @@ def test_looking_first_loses_the_race(project):
             "",
             "Did you call `db.session.rollback()` before raising `AlreadyBooked`?",
         ),
+        (  # refuses to sell the last seats
+            "    if event.seats_left < seats:\n", "    if event.seats_left <= seats:\n",
+            "do you refuse only when fewer are left than asked for",
+        ),
         (  # trusts the CHECK constraint to refuse overbooking
             "    if event.seats_left < seats:\n        raise SoldOut(event.seats_left)\n",
             "",
@@ -503,7 +564,79 @@ def test_pool_alternative_passes(project):
         ),
         ('SQLALCHEMY_DATABASE_URI = "sqlite://"', 'SQLALCHEMY_DATABASE_URI = "sqlite:///test.sqlite"', "an in-memory database"),
         (POOL_OPTIONS, "", "`Config.SQLALCHEMY_ENGINE_OPTIONS`, a dict"),  # no pool settings at all
+        (  # production loses the pool settings (each environment is checked, whatever the seed)
+            "    SESSION_COOKIE_SECURE = True\n", "    SESSION_COOKIE_SECURE = True\n    SQLALCHEMY_ENGINE_OPTIONS = {}\n",
+            "from `ProductionConfig`, a `QueuePool`",
+        ),
     ],
 )
 def test_wrong_pool_settings_fail(project, old, new, expected):
     assert_rejected(project(CHAPTER).edit(CONFIG, old, new).check("ex6"), expected)
+
+
+# --- dbkit: the database helpers that chapters 03 and 05 share ---------------------------------------
+
+TOUR = Chapter("checkers.chapters.ch97_dbkit_tour", "dbkit's helpers, each once")
+TOUR.name = CHAPTER  # chapter 03's files, so that its ex1 counts as attempted
+tour = TOUR.exercise("dbkit's helpers")
+
+
+@tour.step("every helper answers with plain data, refusals as `Refusal`s")
+def _tour(t, state):
+    check = dbkit.check_app(t, "events", "bookings")
+    venues = dbkit.insert(t, "venues", {"name": "A", "city": "X", "capacity": 9}, {"name": "B", "city": "Y", "capacity": 5})
+    assert venues == sorted(venues) and all(type(i) is int for i in venues), venues
+    done = dbkit.write(t, dbkit.insert_op("events", {"name": "E", "capacity": 3, "seats_left": 3, "venue_id": venues[0]}),
+                       dbkit.update_op("venues", {"id": venues[1]}, add={"capacity": 2}),
+                       dbkit.sql_op("SELECT capacity FROM venues WHERE id = :id", {"id": venues[1]}))
+    (event,), updated, rows = done
+    assert (updated, rows) == (1, [(7,)]), done
+    assert dbkit.rows(t, "venues", columns=["name"], order_by="name") == [{"name": "A"}, {"name": "B"}]
+    assert dbkit.one(t, "events", event)["venue_id"] == venues[0] and dbkit.count(t, "events", venue_id=venues[1]) == 0
+    assert dbkit.query(t, "SELECT name FROM venues WHERE id = :id", {"id": venues[0]}, fresh=True) == [("A",)]
+    refusal = dbkit.write(t, dbkit.insert_op("venues", {"name": "A", "city": "Z", "capacity": 1}), refusable=True)
+    assert isinstance(refusal, dbkit.Refusal) and refusal.isa("IntegrityError") and dbkit.count(t, "venues") == 2
+    schema = dbkit.describe(t, check.db, {"Event": check.model("Event"), "Nothing": None})
+    assert schema["Nothing"] == {"model": False, "mapped": False}, schema["Nothing"]
+    assert schema["Event"]["table"] == "events" and schema["Event"]["relationships"]["venue"]["target"] == check.model("Venue")
+    assert schema["Event"]["checks"] == [("ck_events_seats_left_not_negative", "seats_left >= 0")]  # db.py names it
+    with dbkit.app_context(t, check.app), dbkit.recording(t, check.engine) as seen:
+        found = check.session.get(check.model("Event"), event)
+        shot = dbkit.snapshot(t, found, {"name": None, "venue": ["name", "city"], "bookings": ["email"]})
+        missing = dbkit.snapshot(t, found, ["name", "nope"], refusable=True)
+    assert shot == {"name": "E", "venue": {"name": "A", "city": "X"}, "bookings": []}, shot
+    assert isinstance(missing, dbkit.Refusal) and missing.message.startswith("event.nope"), missing
+    assert any("FROM events" in sql and event in (params.values() if isinstance(params, dict) else params)
+               for sql, params in seen.statements), seen.statements
+    meanwhile = dbkit.update_op("events", {"id": event}, set={"seats_left": 1})
+    with dbkit.interleave(t, check.engine, meanwhile, before=r"^\s*UPDATE events\b") as other:
+        reply = check.client.patch(f"/api/events/{event}", json={"capacity": 4})
+    assert other.done and other.refusal is None and other.results == [1] and reply.status_code == 200, other.results
+    assert dbkit.one(t, "events", event)["seats_left"] == 4, "the app's UPDATE came after the other request's"
+    dbkit.create_table(t, "extra", {"id": "id", "flag": "bool"}, [{"id": 1, "flag": True}])
+    statement = dbkit.statement(t, "extra", "flag", order_by="id")
+    assert "ORDER BY extra.id" in dbkit.sql_of(t, statement, check.engine)
+    with dbkit.app_context(t, check.app):
+        assert dbkit.execute(t, check.db, statement) == [(True,)]
+        assert dbkit.execute(t, check.db, check.session.get(check.model("Event"), event), refusable=True).isa(
+            "ArgumentError"), "a model object is no statement"
+    engine = dbkit.engine_of(t, check.app, check.db)
+    assert dbkit.ping(t, engine, 7) == 7 and dbkit.url_facts(t, engine)["memory"] is False
+    assert dbkit.pool_facts(t, engine, 2)["out"] == 2
+
+
+def test_dbkit_helpers_answer_as_documented(project, monkeypatch):
+    """Does each of dbkit's helpers work across the boundary, on the reference project (chapter 05 builds on them)?"""
+    monkeypatch.setitem(sys.modules, TOUR.module, types.SimpleNamespace(chapter=TOUR))
+    request = {"module": TOUR.module, "exercise": "ex1", "project": str(project(CHAPTER).root), "seed": 1}
+    assert_outcome(Result.from_dict(sandbox.run_forked(request)), Outcome.PASS)
+
+
+def test_dbkit_plain_values():
+    """Do dates, decimals, SQLAlchemy's string types and unknown objects come back as plain data?"""
+    assert dbkit.plain({"on": datetime.date(2025, 3, 1), "price": decimal.Decimal("9.50"), "n": (1, None)}) == {
+        "on": "2025-03-01", "price": "9.50", "n": (1, None)}
+    assert type(dbkit.plain(type("quoted", (str,), {})("venues"))) is str
+    assert dbkit.plain(object()) == "<object object>"
+    refusal = dbkit.Refusal.of(dbkit.refused(KeyError("x")))
+    assert refusal.isa("LookupError") and not refusal.isa("IntegrityError") and refusal.seen() == "`KeyError: 'x'`"

@@ -3,9 +3,12 @@
 Chapter test modules (test_chNN_topic.py) add what is particular to each exercise: an
 alternative correct answer, and the plausible wrong answers that must fail.
 """
+import importlib
+
 import pytest
 
 from checkers.engine import workspace
+from checkers.paths import module_name
 from checkers.engine.outcomes import Outcome
 from conftest import assert_outcome
 
@@ -44,3 +47,10 @@ def test_checks_leave_the_project_untouched(project, chapter):
     for key in sorted({k for c, k in EXERCISES if c == chapter}):
         p.check(key)
     assert sorted(str(f.relative_to(p.root)) for f in p.root.rglob("*")) == before
+
+
+@pytest.mark.parametrize("chapter", workspace.chapters())
+def test_warm_ups_run_cleanly(chapter):
+    """Does each chapter's warm-up (run by the server before it forks, where a failure is only logged) work?"""
+    for warm_up in importlib.import_module(module_name(chapter)).chapter.warm_ups:
+        warm_up()

@@ -67,7 +67,8 @@ class Exercise:
         wanted = [(n, "class") for n in classes] + [(n, "function") for n in functions]
         wanted += [(n, kind) for n, kind in instances.items()]
         file = path or module_file(self.chapter.name, module)
-        shown = [f"`{n}`" + (f", a `{kind.__name__}`" if isinstance(kind, type) else "") for n, kind in wanted]
+        shown = [f"`{n}`" + (f", {_article(kind.__name__)} `{kind.__name__}`" if isinstance(kind, type) else "")
+                 for n, kind in wanted]
         names = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
 
         def defined(t, state):
@@ -80,7 +81,7 @@ class Exercise:
                 elif kind == "function":
                     ok, what = getattr(value, "is_callable", False), f"a function `{name}`"
                 else:
-                    ok, what = t.isa(value, kind), f"a `{kind.__name__}` in `{name}`"
+                    ok, what = t.isa(value, kind), f"{_article(kind.__name__)} `{kind.__name__}` in `{name}`"
                 line = given_line(self.chapter.name, file, name)
                 t.require(ok, f"{what} in `{file}`", lambda: f"`{name}` is {show(value)}",
                           f"Did you keep the line `{line}`?" if line else
@@ -89,6 +90,10 @@ class Exercise:
             return Names(loaded, found)
 
         self.steps.insert(0, StepDeclaration(f"`{file}` defines {names}", defined))
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def module_file(chapter: str, module: str) -> str:

@@ -198,8 +198,13 @@ class Client:
 class Call:
     """What one call into the learner's code did: returned `value`, or raised `error`."""
 
-    def __init__(self, text: str, value=MISSING, error: LearnerError | None = None):
-        self.text, self.value, self.error = text, value, error
+    def __init__(self, describe, value=MISSING, error: LearnerError | None = None):
+        self._describe, self.value, self.error = describe, value, error
+
+    @property
+    def text(self) -> str:
+        """The call as the feedback shows it, "`create_event({...})`" (built only when shown)."""
+        return self._describe() if callable(self._describe) else self._describe
 
     @property
     def returned(self) -> bool:
@@ -270,7 +275,9 @@ class Checker:
 
     def attempt(self, function: Remote, *args, **kwargs) -> Call:
         """Call the learner's `function`; return a `Call` that says what happened."""
-        text = f"`{function._label}({_arguments(args, kwargs)})`"
+        def text():
+            return f"`{function._label}({_arguments(args, kwargs)})`"
+
         try:
             return Call(text, value=function(*args, **kwargs))
         except LearnerError as error:
@@ -289,22 +296,23 @@ class Checker:
     def fail(self, expected: str, seen: str, hint: str | None = None):
         raise StepFailed(expected, seen, hint)
 
-    def require(self, ok, expected: str, seen, hint: str | None = None) -> None:
-        """Fail the step unless `ok`; `seen` may be a callable, so it is only built when needed."""
+    def require(self, ok, expected, seen, hint=None) -> None:
+        """Fail the step unless `ok`; each text may be a callable, so it is only built when needed."""
         if not ok:
-            self.fail(expected, seen() if callable(seen) else seen, hint)
+            self.fail(*(text() if callable(text) else text for text in (expected, seen, hint)))
 
     def returns(self, call: Call, kind: type | tuple, what: str, hint: str | None = None):
         """Require that `call` returned a value of exactly `kind`; give the value."""
         kinds = kind if isinstance(kind, tuple) else (kind,)
-        self.require(call.returned and type(call.value) in kinds, f"{call.text} returns {what}", call.seen, hint)
+        if not (call.returned and type(call.value) in kinds):
+            self.fail(f"{call.text} returns {what}", call.seen(), hint)
         return call.value
 
     def raises(self, call: Call, kind, what: str | None = None, hint: str | None = None) -> LearnerError:
         """Require that `call` raised `kind` (a name, a library class or a learner `Remote` class)."""
-        name = kind if isinstance(kind, str) else kind._label if isinstance(kind, Remote) else kind.__name__
-        self.require(call.error is not None and call.error.isa(kind),
-                     f"{call.text} raises `{name}`" + (f" ({what})" if what else ""), call.seen, hint)
+        if not (call.error is not None and call.error.isa(kind)):
+            name = kind if isinstance(kind, str) else kind._label if isinstance(kind, Remote) else kind.__name__
+            self.fail(f"{call.text} raises `{name}`" + (f" ({what})" if what else ""), call.seen(), hint)
         return call.error
 
     def json(self, reply: Reply, status: int, what: str, hint: str | None = None):
