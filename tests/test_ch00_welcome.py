@@ -29,6 +29,8 @@ def quote():
         quantity = int(request.args["quantity"])
     except (KeyError, ValueError):
         return jsonify(error="bad query"), 400
+    if price != price or price in (float("inf"), float("-inf")):  # nan is the one value unequal to itself
+        return jsonify(error="a price is a finite number"), 400
     return jsonify(total=price * quantity)
 
 
@@ -36,9 +38,13 @@ def quote():
 def cart():
     if not request.is_json:
         return jsonify(error="JSON please"), 400
-    items = request.get_json().get("items")
-    if not isinstance(items, list):  # a cart must hold a list
+    data = request.get_json()
+    items = data.get("items") if isinstance(data, dict) else None
+    if not isinstance(items, list) or any(not isinstance(i, dict) for i in items):  # a cart must hold a list
         return jsonify(error="no items"), 400
+    if any(isinstance(i.get("price"), bool) or not isinstance(i.get("price"), (int, float))
+           or type(i.get("quantity")) is not int for i in items):
+        return jsonify(error="every item needs a number price and a whole-number quantity"), 400
     return jsonify(count=sum(i["quantity"] for i in items),
                    total=sum(i["price"] * i["quantity"] for i in items))
 ''')
@@ -59,7 +65,7 @@ def cart():
             "Did you convert the query values to numbers",
         ),
         (  # no validation: a missing quantity crashes instead of answering 400
-            "    if price is None or quantity is None:\n",
+            "    if price is None or quantity is None or not math.isfinite(price):\n",
             "    if False:\n",
             "ERROR",
         ),
@@ -99,7 +105,9 @@ def test_wrong_answers_fail(project, old, new, expected):
         ('return {"error": "give ?price=<number>&quantity=<whole number>"}, 400',  # 2: the 400's body
          'return {"message": "give ?price=<number>&quantity=<whole number>"}, 400', "an `error` key"),
         ('return {"error": \'send JSON like', 'return {"problem": \'send JSON like', "an `error` key"),  # 3
-        ("    if not isinstance(items, list):\n", "    if items is None:\n", "TypeError"),  # 3: an items list
+        (" or not all(_is_item(item) for item in items):", ":", "Do you check every item"),  # 3: each item
+        ("type(quantity) is int", "type(quantity) in (int, float)", "a `quantity` that is not a whole number"),  # 3
+        (" or not math.isfinite(price)", "", "`GET /api/quote?price=nan&quantity=2` answers 400"),  # 2: finite
         ('total = sum(item["price"] * item["quantity"] for item in items)',  # 3: the sum of price × quantity
          'total = sum(item["price"] for item in items)', "the sum of"),
     ],

@@ -17,10 +17,11 @@ ex1 = chapter.exercise(
         "`request.get_json(silent=True)`, which gives `None` instead of an error when the body "
         "is not JSON.",
         "`quote()` needs `price = request.args.get(\"price\", type=float)` and "
-        "`quantity = request.args.get(\"quantity\", type=int)`; if either is `None`, "
-        "`return {\"error\": \"...\"}, 400`. `cart()` reads `data = request.get_json(silent=True)` and "
-        "checks `isinstance(data, dict) and isinstance(data.get(\"items\"), list)` before adding "
-        "up `item[\"price\"] * item[\"quantity\"]`.",
+        "`quantity = request.args.get(\"quantity\", type=int)`; if either is `None`, or the price is not "
+        "finite (`math.isfinite(price)`), `return {\"error\": \"...\"}, 400`. `cart()` reads "
+        "`data = request.get_json(silent=True)` and checks `isinstance(data, dict) and "
+        "isinstance(data.get(\"items\"), list)`, and that every item is a `dict` whose `price` is an `int` or "
+        "`float` and whose `quantity` is an `int`, before adding up `item[\"price\"] * item[\"quantity\"]`.",
     ],
 )
 ex1.defines("tickethub.warmup", bp=Blueprint)
@@ -66,8 +67,11 @@ def _quote(t, client):
 def _quote_errors(t, client):
     price = t.rng.randrange(100, 900) / 100
     for query in (f"price={price}", f"price={price}&quantity={t.word()}", f"quantity={t.rng.randrange(1, 9)}",
-                  f"price={t.word()}&quantity=2", f"price={price}&quantity=1.5", ""):
+                  f"price={t.word()}&quantity=2", f"price={price}&quantity=1.5", "", "price=nan&quantity=2",
+                  "price=inf&quantity=2", f"price=-inf&quantity={t.rng.randrange(1, 9)}"):
         body = t.json(client.get(f"/api/quote?{query}"), 400, "a JSON error",
+                      "Do you refuse prices that are not finite, with `math.isfinite(price)`? `float()` accepts "
+                      "`nan` and `inf`." if "inf" in query or "nan" in query else
                       "Do you check for `None` after `request.args.get(..., type=...)` and "
                       "`return {\"error\": \"...\"}, 400`?")
         t.require(isinstance(body, dict) and "error" in body, 'a body like `{"error": "…"}`',
@@ -77,9 +81,12 @@ def _quote_errors(t, client):
 
 @ex1.step("`POST /api/cart` with a JSON list of items answers the count and the total")
 def _cart(t, client):
-    carts = [[{"price": t.rng.randrange(100, 5000) / 100, "quantity": t.rng.randrange(1, 5)}
-              for _ in range(t.rng.randrange(2, 5))], []]  # an empty cart is a cart too
-    carts[0][0]["quantity"] = t.rng.randrange(2, 5)  # so the count is never just the number of items
+    # one item whose cents never end in 0 (odd cents × 3 or 7), the rest whole prices: a total
+    # rounded to fewer than 2 decimals is wrong on every seed; quantity 3 or 7 also keeps the
+    # count from ever being just the number of items
+    first = {"price": (t.rng.randrange(10, 500) * 10 + t.rng.choice((1, 3, 7, 9))) / 100, "quantity": t.rng.choice((3, 7))}
+    others = [{"price": t.rng.randrange(1, 50), "quantity": t.rng.randrange(1, 5)} for _ in range(t.rng.randrange(1, 4))]
+    carts = [[first, *others], []]  # an empty cart is a cart too
     for items in carts:
         count = sum(i["quantity"] for i in items)
         total = sum(i["price"] * i["quantity"] for i in items)
@@ -93,16 +100,27 @@ def _cart(t, client):
     return client
 
 
-@ex1.step("`POST /api/cart` answers 400 with a JSON error when the body is not a JSON cart")
+BODY_HINT = ("Do you read the body with `request.get_json(silent=True)` (which gives `None` rather than an "
+             "error) and answer `{\"error\": …}, 400` when there is no `items` list?")
+ITEM_HINT = ("Do you check every item before adding up: a `dict` whose `price` is an `int` or `float` and whose "
+             "`quantity` is an `int`?")
+
+
+@ex1.step("`POST /api/cart` answers 400 with a JSON error when the body is not a JSON cart, or an item is not one",
+          errors={"TypeError": ITEM_HINT, "KeyError": ITEM_HINT, "AttributeError": ITEM_HINT})
 def _cart_errors(t, client):
-    for kwargs, what in (
-        ({"data": "two tickets please", "content_type": "text/plain"}, "a plain-text body"),
-        ({"json": {"tickets": []}}, "JSON without an `items` list"),
-        ({"json": {"items": "two"}}, "an `items` that is not a list"),
+    for kwargs, what, hint in (
+        ({"data": "two tickets please", "content_type": "text/plain"}, "a plain-text body", BODY_HINT),
+        ({"json": {"tickets": []}}, "JSON without an `items` list", BODY_HINT),
+        ({"json": ["x"]}, "a JSON list instead of an object", BODY_HINT),
+        ({"json": {"items": "two"}}, "an `items` that is not a list", BODY_HINT),
+        ({"json": {"items": [{"price": t.rng.randrange(1, 50)}]}}, "an item without a `quantity`", ITEM_HINT),
+        ({"json": {"items": [{"quantity": t.rng.randrange(1, 5)}]}}, "an item without a `price`", ITEM_HINT),
+        ({"json": {"items": [t.word()]}}, "an item that is not an object", ITEM_HINT),
+        ({"json": {"items": [{"price": "12.50", "quantity": 1}]}}, "a `price` that is text", ITEM_HINT),
+        ({"json": {"items": [{"price": 5, "quantity": 1.5}]}}, "a `quantity` that is not a whole number", ITEM_HINT),
     ):
-        body = t.json(client.post("/api/cart", **kwargs), 400, f"a JSON error for {what}",
-                      "Do you read the body with `request.get_json(silent=True)` (which gives `None` "
-                      "rather than an error) and answer `{\"error\": …}, 400` when there is no `items` list?")
+        body = t.json(client.post("/api/cart", **kwargs), 400, f"a JSON error for {what}", hint)
         t.require(isinstance(body, dict) and "error" in body, 'a body like `{"error": "…"}`',
                   f"`{body}` for {what}", "Does the error response have an `error` key?")
 
