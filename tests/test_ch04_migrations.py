@@ -74,6 +74,25 @@ def test_wrong_wiring_fails(project, old, new, expected):
     assert_rejected(project(CHAPTER).edit(DB, old, new).check("ex1"), expected)
 
 
+@pytest.mark.parametrize(
+    ("new", "expected"),
+    [
+        ("    migrate.init_app(app, db, render_as_batch=False)\n", "`render_as_batch=True` in the app's Flask-Migrate"),
+        ('    migrate.init_app(app, db, directory="db_migrations")\n', "Did you pass a `directory=`?"),
+    ],
+)
+def test_options_given_to_init_app_are_checked(project, new, expected):
+    """Are the options `init_app` overrides checked too, not only those of `Migrate(...)`?"""
+    assert_rejected(project(CHAPTER).edit(DB, "    migrate.init_app(app, db)\n", new).check("ex1"), expected)
+
+
+def test_missing_env_py_fails(project):
+    """Does a migration folder without `env.py` fail with a hint, not as the check's own problem?"""
+    p = project(CHAPTER)
+    (p.root / "migrations/env.py").unlink()
+    assert_rejected(p.check("ex1"), "Is `migrations/` complete")
+
+
 def test_broken_initial_revision_fails(project):
     """Does a damaged given revision show up in exercise 1, pointing at the file?"""
     p = project(CHAPTER).edit("migrations/versions/0001_initial.py", '    op.drop_table("venues")\n', "")
@@ -213,6 +232,39 @@ def test_slug_model_alternative_passes(project):
 )
 def test_wrong_slug_models_fail(project, old, new, expected):
     assert_rejected(project(CHAPTER).edit(MODELS, old, new).check("ex3"), expected)
+
+
+SLUG_RULE = 're.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")'
+NEAR_MISSES = [  # slug rules right for most names: each is wrong only at one boundary
+    're.sub(r"[^a-z0-9]+", "-", name.lower())',  # hyphens left at the ends
+    're.sub(r"[^a-z0-9]", "-", name.lower()).strip("-")',  # a run of separators gives several hyphens
+    're.sub(r"[^a-z0-9]+", "-", name).lower().strip("-")',  # upper case letters become hyphens
+    're.sub(r"[\\W_]+", "-", name.lower()).strip("-")',  # letters outside a-z (é) are kept
+    're.sub(r"\\W+", "-", name.lower()).strip("-")',  # underscores are kept
+]
+
+
+@pytest.mark.parametrize("rule", NEAR_MISSES)
+def test_near_miss_slug_rules_fail_whatever_the_seed(project, rule):
+    """Does every check send the names that tell these rules apart, so that no seed lets one pass?"""
+    p = project(CHAPTER).edit(MODELS, SLUG_RULE, rule)
+    for seed in range(4):
+        assert_rejected(p.check("ex3", seed=seed), "Lowercase first")
+    p.edit(MODELS, rule, SLUG_RULE).edit(SLUG, SLUG_RULE, rule)  # the same near miss in the migration's slugify()
+    for seed in range(4):
+        assert_rejected(p.check("ex4", seed=seed), "each with `slugify(name)`")
+
+
+def test_unique_index_passes(project):
+    """Is a unique index on `slug` (`unique=True, index=True`) accepted as unique?"""
+    p = project(CHAPTER).edit(MODELS, "String(140), unique=True,", "String(140), unique=True, index=True,")
+    assert_outcome(p.check("ex3"), Outcome.PASS)
+
+
+def test_venue_that_is_not_the_model_fails(project):
+    """Does a `Venue` that no longer maps `venues` fail with feedback, not as the check's own problem?"""
+    p = project(CHAPTER).edit(MODELS, "class Venue(db.Model):", "class Venue:\n    pass\n\n\nclass Hall(db.Model):")
+    assert_rejected(p.check("ex3"), "`Venue`, the model of the table `venues`")
 
 
 # --- exercise 4: the backfilling migration ------------------------------------------------------------

@@ -1,46 +1,39 @@
 """Checks for chapter 04: migrations (Flask-Migrate wiring, batch mode, a model change, a data migration).
 
-Migrations run through Alembic's own commands with the learner's `migrations/` folder (the check's
-copy of the project is the current directory), always against a database private to the check:
-`t.database_url()`, an SQLite file in the check's scratch folder or a PostgreSQL schema when
-DATABASE_URL is set. The learner's own development database is never touched.
+Alembic runs in the learner's process (probes) on the learner's `migrations/`, always on the check's
+own database, `t.database_url()` (SQLite in the scratch folder, or a PostgreSQL schema when
+DATABASE_URL is set). The probes report tables, columns, types as text, rows and what was refused;
+the judge compares them with what it expects.
 """
 from __future__ import annotations
 
-import ast
-import importlib.util
 import io
-import logging
-import logging.config
+import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
 
 import flask_migrate
 import sqlalchemy as sa
 from alembic import command
-from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from flask import Flask
+from flask import Blueprint, Flask
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.exc import IntegrityError
 
-from ..engine.checking import learner_frame, show, speed_up
+from ..engine import workspace
+from ..engine.databases import speed_up
+from ..engine.judge import show
+from ..engine.learner import learner_frame, probe
 from ..notebook.api import Chapter
+from .kit import app_from_factory
 
 USES_DATABASE = True  # tests/test_postgres.py runs this chapter's checks and notebook on PostgreSQL too
 
-chapter = Chapter(__name__, "Migrations", legacy=True)
-
-MIGRATIONS = "migrations"
-DB_FILE = "tickethub/db.py"
-RENAME_FILE = "playground/rename_town.py"
-MODELS_FILE = "tickethub/models.py"
-SLUG_FILE = "migrations/versions/0002_venue_slug.py"
+chapter = Chapter(__name__, "Migrations")
+MIGRATIONS, SLUG_FILE = "migrations", "migrations/versions/0002_venue_slug.py"
 INITIAL, SLUG = "0001_initial", "0002_venue_slug"
 TABLES = ["alembic_version", "bookings", "events", "venues"]
 
@@ -50,63 +43,175 @@ def slugify(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-def _foreign_keys_on(dbapi_connection, record):
-    # as tickethub/db.py does: SQLite enforces foreign keys only when each connection asks
-    dbapi_connection.execute("PRAGMA foreign_keys = ON")
+# --- probes (in the learner's process): they run Alembic and SQL, and report what they saw ----------
+
+_engines: dict[str, sa.Engine] = {}  # the probes' own engines, by database URL
+_apps: dict[str, Flask] = {}  # the check's migration apps, by database URL
 
 
-def _is_sqlite(url: str) -> bool:
-    return url.startswith("sqlite")
+def _engine(url: str) -> sa.Engine:
+    if url not in _engines:
+        _engines[url] = sa.create_engine(url)
+        speed_up(_engines[url])
+    return _engines[url]
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(getattr(error, "orig", None) or error).strip().splitlines()
-    return text[0][:160] if text else type(error).__name__
+def _refusal(error: BaseException) -> dict:
+    """What Alembic, SQLAlchemy or the database refused, with the learner's line."""
+    cause = getattr(error, "orig", None) or error
+    text, frame = str(cause).replace(os.getcwd() + os.sep, "").strip().splitlines(), learner_frame(error, Path.cwd())
+    return {"kind": type(error).__name__, "type": type(cause).__name__, "db": isinstance(error, sa.exc.DBAPIError),
+            "message": text[0][:160] if text else "", "where": frame.splitlines()[0] if frame else None}
 
 
-def _where(t, error: BaseException) -> str:
-    frame = learner_frame(error, t.project)
-    return f", in `{frame.splitlines()[0]}`" if frame else ""
-
-
-# --- running Alembic ---------------------------------------------------------------------------------
-
-
-def _migration_app(t, url: str) -> Flask:
-    """An app whose Flask-Migrate runs the project's `migrations/` on `url`, as `flask db` would.
-
-    It has a `SQLAlchemy` of its own, not the learner's `db`: `env.py` needs only an engine to
-    upgrade and downgrade, so a mistake in `tickethub/` cannot change what these steps see.
-    """
-    app = Flask("check")
+def _migration_app(url: str, directory: str) -> Flask:
+    """An app whose Flask-Migrate runs `directory` on `url`, with a `SQLAlchemy` of its own (not the learner's)."""
+    app, database = Flask("check"), SQLAlchemy()
     app.config["SQLALCHEMY_DATABASE_URI"] = url
-    database = SQLAlchemy()
     database.init_app(app)
-    flask_migrate.Migrate(app, database, directory=MIGRATIONS, render_as_batch=True, compare_type=True)
+    flask_migrate.Migrate(app, database, directory=os.path.abspath(directory), render_as_batch=True, compare_type=True)
     with app.app_context():
-        engine = database.engine
-        if engine.dialect.name == "sqlite":
-            sa.event.listen(engine, "connect", _foreign_keys_on)
-        speed_up(engine)
-    app.engine = engine
+        if database.engine.dialect.name == "sqlite":  # as tickethub/db.py does
+            sa.event.listen(database.engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA foreign_keys = ON"))
+        speed_up(database.engine)
     return app
 
 
-MIGRATION_HINTS = [
+@probe
+def _alembic(app, what: str, revision: str, directory: str = MIGRATIONS):
+    """`alembic.command.<what>(revision)` through the app's Flask-Migrate, as `flask db` runs it.
+
+    `app` is the learner's app, or a database URL: then a migration app of the check's, one per URL.
+    """
+    if isinstance(app, str):
+        app = _apps.get(app) or _apps.setdefault(app, _migration_app(app, directory))
+    with app.app_context():
+        bound = app.extensions["migrate"]
+        config = bound.migrate.get_config(os.path.abspath(bound.directory))
+        config.stdout = io.StringIO()
+        try:
+            getattr(command, what)(config, revision)
+        except (CommandError, NotImplementedError, sa.exc.StatementError) as error:
+            return _refusal(error)
+        except ImportError as error:  # Alembic's, for a file missing from `migrations/`
+            if learner_frame(error, Path.cwd()):
+                raise
+            return _refusal(error)
+
+
+@probe
+def _operations(function, url: str):
+    """Run a migration function with `op` bound to the database at `url`, as Alembic runs it."""
+    try:
+        with _engine(url).begin() as connection, Operations.context(MigrationContext.configure(connection)):
+            function()
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError, NotImplementedError) as error:
+        return _refusal(error)
+
+
+@probe
+def _sql(url: str, *statements):
+    """Run statements (text, or [text, rows]) in one transaction: each one's rows, or what was refused."""
+    try:
+        rows = []
+        with _engine(url).begin() as connection:
+            for statement in statements:
+                text, *values = [statement] if isinstance(statement, str) else statement
+                result = connection.execute(sa.text(text), *values)
+                rows.append([tuple(row) for row in result] if result.returns_rows else [])
+        return {"rows": rows}
+    except sa.exc.DBAPIError as error:
+        return {"refused": _refusal(error)}
+
+
+@probe
+def _schema(url: str, *tables: str):
+    """The tables and `alembic_version`; for each of `tables`, its columns (type, nullable) and constraints."""
+    with _engine(url).connect() as connection:
+        inspector = sa.inspect(connection)
+        names = sorted(inspector.get_table_names())
+        version = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars() \
+            if "alembic_version" in names else []
+        seen = {"tables": names, "version": sorted(version)}
+        for table in (name for name in tables if name in names):
+            seen[table] = {
+                "columns": {c["name"]: [str(c["type"]), c["nullable"]] for c in inspector.get_columns(table)},
+                "unique": sorted(([str(u["name"]), u["column_names"]]
+                                  for u in inspector.get_unique_constraints(table)), key=str),
+                "foreign_keys": sorted([f["constrained_columns"], f["referred_table"], f["referred_columns"]]
+                                       for f in inspector.get_foreign_keys(table)),
+                "indexes": sorted(([str(i["name"]), i["column_names"], i["unique"]] for i in inspector.get_indexes(table)
+                                   if "duplicates_constraint" not in i), key=str)}
+    return seen
+
+
+@probe
+def _chain(revision: str):
+    """The revision's `down_revision` and the heads, as Alembic reads the project's `migrations/`."""
+    try:
+        scripts = ScriptDirectory(os.path.abspath(MIGRATIONS))
+        script = scripts.get_revision(revision)
+        return {"found": script is not None, "down": getattr(script, "down_revision", None),
+                "heads": list(scripts.get_heads())}
+    except CommandError as error:
+        return {"refused": _refusal(error)}
+
+
+@probe
+def _slug_app(url: str, db, venues, register_error_handlers):
+    """An app on `url` with the learner's `db` and venues blueprint, its tables made by `create_all()`."""
+    app = Flask("tickethub")
+    app.config.update(TESTING=True, SQLALCHEMY_DATABASE_URI=url)
+    db.init_app(app)
+    app.register_blueprint(venues, url_prefix="/api/venues")
+    register_error_handlers(app)
+    with app.app_context():
+        speed_up(db.engine)
+        db.create_all()
+    return app
+
+
+@probe
+def _save(app, model, rows: list[dict]):
+    """Add `model(**row)` for each row through the app's session and commit; what the database refused."""
+    session = app.extensions["sqlalchemy"].session
+    with app.app_context():
+        try:
+            session.add_all([model(**row) for row in rows])
+            session.commit()
+        except (TypeError, sa.exc.IntegrityError) as error:  # TypeError: the model has no such column
+            if isinstance(error, TypeError) and learner_frame(error, Path.cwd()):
+                raise
+            session.rollback()
+            return _refusal(error)
+
+
+# --- the judge's helpers --------------------------------------------------------------------------
+
+HINTS = {
+    "command": "Are the revision ids as given: `revision = \"0002_venue_slug\"`, `down_revision = \"0001_initial\"`? "
+               "Is `migrations/` complete (`env.py`, `alembic.ini`, `script.py.mako` and `versions/0001_initial.py`, "
+               "written by the notebook's cells)?",
+    "batch": "SQLite cannot add or drop a constraint with `ALTER TABLE`: did you do it inside "
+             "`with op.batch_alter_table(...) as batch_op:`, with `batch_op.create_unique_constraint(...)`?",
+    "alter": "SQLite's `ALTER TABLE` cannot change a column's type. Did you make the change inside "
+             "`with op.batch_alter_table(\"halls\") as batch_op:`, with `batch_op.alter_column(...)`?",
+    "initial": "Is `migrations/versions/0001_initial.py` as the notebook's cell wrote it?",
+    "slug": "Lowercase first, then turn every run of characters other than a-z and 0-9 into one hyphen "
+            "(`re.sub(r\"[^a-z0-9]+\", \"-\", ...)`), then strip the hyphens at the ends. Is that your order?",
+}
+MIGRATION_HINTS = [  # (a pattern of what the database said, the hint)
     ("FOREIGN KEY constraint failed",
-     "SQLite refuses to drop `venues`, which batch mode rebuilds, while events refer to it. Is the batch "
-     "block inside `foreign_keys_off()`: `with foreign_keys_off(), op.batch_alter_table(\"venues\") as batch_op:`?"),
+     "SQLite refuses to drop `venues`, which batch mode rebuilds, while events refer to it. Is the batch block inside "
+     "`foreign_keys_off()`: `with foreign_keys_off(), op.batch_alter_table(\"venues\") as batch_op:`?"),
     ("syntax error",
      "SQLite's `ALTER TABLE` cannot change a column or add a constraint. Did you make those changes "
      "inside `with op.batch_alter_table(\"venues\") as batch_op:`, through `batch_op`?"),
-    ("null",
-     "Did you add the column with `nullable=True` first, give every venue its slug, and only then make it "
+    ("null", "Did you add the column with `nullable=True` first, give every venue its slug, and only then make it "
      "`nullable=False` (in the batch block)?"),
     ("duplicate column",
      "Is the column added twice? Add it once with `op.add_column(...)`, then change it in the batch block."),
-    ("unique",
-     "Did two venues get the same slug? Each venue's slug must come from its own name: `slugify(name)`."),
-    ("duplicate",
+    ("unique|duplicate",
      "Did two venues get the same slug? Each venue's slug must come from its own name: `slugify(name)`."),
     ("a value is required for bind parameter",
      "Are there rows to update at all? With no venues, an `execute()` with an empty list of parameters fails: "
@@ -116,41 +221,42 @@ MIGRATION_HINTS = [
 ]
 
 
-def _alembic(t, app: Flask, what: str, revision: str, *, action: str | None = None) -> None:
-    """Run `alembic.command.<what>(revision)` for `app`; a database error fails the step with a hint."""
-    action = action or f"`{what} {revision}`"
-    with app.app_context():
-        config = app.extensions["migrate"].migrate.get_config(MIGRATIONS)
-        config.stdout = io.StringIO()  # `current` and friends print; nobody reads a check's output
-        try:
-            getattr(command, what)(config, revision)
-        except CommandError as error:
-            t.fail(f"{action} runs", f"Alembic says: `{_first_line(error)}`",
-                   "Are the revision ids as given: `revision = \"0002_venue_slug\"`, "
-                   "`down_revision = \"0001_initial\"`? Is `migrations/` complete (`env.py`, `alembic.ini`, "
-                   "`script.py.mako` and `versions/0001_initial.py`, written by the notebook's cells)?")
-        except NotImplementedError as error:
-            t.fail(f"{action} runs on SQLite", f"`NotImplementedError: {_first_line(error)}`{_where(t, error)}",
-                   "SQLite cannot add or drop a constraint with `ALTER TABLE`: did you do it inside "
-                   "`with op.batch_alter_table(...) as batch_op:`, with `batch_op.create_unique_constraint(...)`?")
-        except sa.exc.StatementError as error:  # the database's errors, and SQLAlchemy's about a statement
-            text = _first_line(error)
-            hint = next((h for pattern, h in MIGRATION_HINTS if pattern.lower() in text.lower()),
+def _ran(t, refusal, action: str, hint: str | None = None, on: str = "") -> None:
+    """Fail the step when a probe reports a refusal: what was refused, where, and why it may be."""
+    if not refusal:
+        return
+    text, where = refusal.get("message"), f", in `{refusal['where']}`" if refusal.get("where") else ""
+    if refusal.get("kind") in ("CommandError", "ImportError"):
+        t.fail(f"{action} runs{on}", f"Alembic says: `{text}`", HINTS["command"])
+    if refusal.get("kind") == "NotImplementedError":
+        t.fail(f"{action} runs{on or ' on SQLite'}", f"`NotImplementedError: {text}`{where}", hint or HINTS["batch"])
+    hint = hint or next((h for pattern, h in MIGRATION_HINTS if re.search(pattern, str(text), re.I)),
                         "Does the migration run on a database at `0001_initial` that has venues in it?")
-            who = "the database refused it" if isinstance(error, sa.exc.DBAPIError) else "SQLAlchemy refused it"
-            t.fail(f"{action} runs", f"{who}: `{type(error.orig or error).__name__}: {text}`{_where(t, error)}", hint)
+    who = "the database" if refusal.get("db") else "SQLAlchemy"
+    t.fail(f"{action} runs{on}", f"{who} refused it: `{refusal.get('type')}: {text}`{where}", hint)
 
 
-def _version(app: Flask) -> list[str]:
-    with app.engine.connect() as connection:
-        if not sa.inspect(connection).has_table("alembic_version"):
-            return []
-        return sorted(connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
+def _migrated(t, app, what: str, revision: str, action: str | None = None) -> None:
+    _ran(t, t.probe(_alembic, app, what, revision), action or f"`{what} {revision}`")
 
 
-def _tables(engine) -> list[str]:
-    with engine.connect() as connection:
-        return sorted(sa.inspect(connection).get_table_names())
+def _rows(t, url: str, *statements) -> list[list[tuple]]:
+    answer = t.probe(_sql, url, *statements)
+    _ran(t, answer.get("refused"), f"`{statements[0] if isinstance(statements[0], str) else statements[0][0]}`")
+    return answer["rows"]
+
+
+def _insert(table: str, columns: str, rows: list[tuple]) -> list:
+    names = [c.strip() for c in columns.split(",")]
+    return [f"INSERT INTO {table} ({columns}) VALUES ({', '.join(':' + n for n in names)})",
+            [dict(zip(names, row)) for row in rows]]
+
+
+def _tables_are(t, url: str, tables: list[str], version: list[str], action: str) -> None:
+    seen = t.probe(_schema, url)
+    t.require(seen["tables"] == tables and seen["version"] == version,
+              f"after {action}, the tables {show(tables)}, and `alembic_version` holding {show(version)}",
+              f"the tables {show(seen['tables'])}, `alembic_version` {show(seen['version'])}", HINTS["initial"])
 
 
 # --- exercise 1: Flask-Migrate in db.py -------------------------------------------------------------
@@ -167,64 +273,61 @@ ex1 = chapter.exercise(
         "`migrate.init_app(app, db)` right after `db.init_app(app)` in `init_db`.",
     ],
 )
+ex1.defines("tickethub.db", functions=["init_db"], db=SQLAlchemy)
 
 
-@ex1.step("`tickethub/db.py` defines `migrate`, a `flask_migrate.Migrate`")
-def _migrate_object(t):
-    database = t.module("tickethub.db")
-    migrate = getattr(database, "migrate", None)
-    t.require(isinstance(migrate, flask_migrate.Migrate), f"`migrate = Migrate(...)` in `{DB_FILE}`",
-              f"`migrate` is {show(migrate)}", "Did you write `migrate = Migrate(render_as_batch=True, compare_type=True)`?")
-    t.database, t.migrate = database, migrate
-
-
-@ex1.step("`migrate` renders batch operations and compares types (`render_as_batch=True`, `compare_type=True`)")
-def _migrate_options(t):
-    options = t.migrate.alembic_ctx_kwargs
+def _settings(t, options, directory, whose: str) -> None:
     for name in ("render_as_batch", "compare_type"):
-        value = options.get(name)
-        t.require(value is True, f"`{name}=True`", f"`{name}` is {show(value)}",
+        value = options.get(name) if isinstance(options, dict) else None
+        t.require(value is True, f"`{name}=True` {whose}", f"`{name}` is {show(value)}",
                   f"Did you pass `{name}=True` to `Migrate(...)`?")
-    t.require(t.migrate.directory == MIGRATIONS, f"the migrations in `{MIGRATIONS}/`, Flask-Migrate's default",
-              f"`directory` is {show(t.migrate.directory)}", "Did you pass a `directory=`? Leave it out: TicketHub's "
+    t.require(directory == MIGRATIONS, f"the migrations in `{MIGRATIONS}/`, Flask-Migrate's default, {whose}",
+              f"`directory` is {show(directory)}", "Did you pass a `directory=`? Leave it out: TicketHub's "
               "migrations are in `migrations/`, beside `tickethub/`.")
 
 
+@ex1.step("`tickethub/db.py` defines `migrate`, a `flask_migrate.Migrate`")
+def _migrate_object(t, names):
+    migrate = t.get(names.module, "migrate")
+    t.require(t.isa(migrate, flask_migrate.Migrate), "`migrate = Migrate(...)` in `tickethub/db.py`",
+              lambda: f"`migrate` is {show(migrate)}",
+              "Did you write `migrate = Migrate(render_as_batch=True, compare_type=True)`?")
+    return names.db, migrate
+
+
+@ex1.step("`migrate` renders batch operations and compares types (`render_as_batch=True`, `compare_type=True`)")
+def _migrate_options(t, state):
+    _settings(t, t.get(state[1], "alembic_ctx_kwargs"), t.get(state[1], "directory"), "in `Migrate(...)`")
+    return state
+
+
 @ex1.step("every app from `create_app()` gets `migrate`, bound to `db`, with the `flask db` commands")
-def _bound(t):
-    t.url = t.database_url()
-    app = t.module("tickethub").create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": t.url})
-    bound = app.extensions.get("migrate")
-    t.require(bound is not None and bound.migrate is t.migrate,
+def _bound(t, state):
+    db, migrate = state
+    app = app_from_factory(t, {"TESTING": True, "SQLALCHEMY_DATABASE_URI": t.database_url()})
+    extensions = t.get(app, "extensions")
+    bound = extensions.get("migrate") if isinstance(extensions, dict) else None
+    t.require(bound is not None and t.get(bound, "migrate") == migrate,
               "`app.extensions[\"migrate\"]`, set by `migrate.init_app(app, db)`",
               "the app has no Flask-Migrate" if bound is None else "it belongs to another `Migrate` object",
               "Do you call `migrate.init_app(app, db)` inside `init_db(app)`?")
-    t.require(bound.db is t.database.db, "Flask-Migrate knows TicketHub's `db`", f"it has {show(bound.db)}",
+    bound_db = t.get(bound, "db")
+    t.require(bound_db == db, "Flask-Migrate knows TicketHub's `db`", lambda: f"it has {show(bound_db)}",
               "Did you pass `db` too: `migrate.init_app(app, db)`? Without it Alembic has no engine.")
-    commands = sorted(app.cli.commands)
+    _settings(t, t.get(bound, "configure_args"), t.get(bound, "directory"), "in the app's Flask-Migrate")
+    commands = t.get(t.get(app, "cli"), "commands")
+    commands = sorted(commands) if isinstance(commands, dict) else []
     t.require("db" in commands and "init-db" in commands, "the commands `flask db` and `flask init-db`",
               f"the app's commands: {show(commands)}", "Did you keep `app.cli.add_command(init_db_command)`?")
-    with app.app_context():
-        engine = t.database.db.engine
-    speed_up(engine)
-    app.engine = engine
-    t.app = app
+    return app
 
 
 @ex1.step("through your app, `upgrade 0001_initial` creates chapter 03's tables and `downgrade base` removes them")
-def _upgrade(t):
-    _alembic(t, t.app, "upgrade", INITIAL)
-    seen = _tables(t.app.engine)
-    t.require(seen == TABLES and _version(t.app) == [INITIAL],
-              f"the tables {show(TABLES)}, and `alembic_version` holding `{INITIAL}`",
-              f"the tables {show(seen)}, `alembic_version` {show(_version(t.app))}",
-              "Is `migrations/versions/0001_initial.py` as the notebook's cell wrote it?")
-    _alembic(t, t.app, "downgrade", "base")
-    seen = _tables(t.app.engine)
-    t.require(seen == ["alembic_version"] and _version(t.app) == [],
-              "only an empty `alembic_version` left after `downgrade base`",
-              f"the tables {show(seen)}, `alembic_version` {show(_version(t.app))}",
-              "Is `migrations/versions/0001_initial.py` as the notebook's cell wrote it?")
+def _upgrade(t, app):
+    _migrated(t, app, "upgrade", INITIAL)
+    _tables_are(t, t.database_url(), TABLES, [INITIAL], f"`upgrade {INITIAL}`")
+    _migrated(t, app, "downgrade", "base")
+    _tables_are(t, t.database_url(), ["alembic_version"], [], "`downgrade base`")
 
 
 # --- exercise 2: a rename in batch mode -------------------------------------------------------------------
@@ -243,115 +346,57 @@ ex2 = chapter.exercise(
         "`type_=sa.String(length=40)`.",
     ],
 )
-
-
-def _halls_table(column: str, length: int) -> sa.Table:
-    metadata = sa.MetaData(naming_convention={"pk": "pk_%(table_name)s"})
-    return sa.Table("halls", metadata, sa.Column("id", sa.Integer, primary_key=True),
-                    sa.Column("name", sa.String(80), nullable=False), sa.Column(column, sa.String(length)),
-                    sa.UniqueConstraint("name", name="uq_halls_name"))
+ex2.defines("rename_town", path="playground/rename_town.py", functions=["upgrade", "downgrade"])
+HALLS = ("CREATE TABLE halls (id INTEGER NOT NULL, name VARCHAR(80) NOT NULL, town VARCHAR(40), "
+         "CONSTRAINT pk_halls PRIMARY KEY (id), CONSTRAINT uq_halls_name UNIQUE (name))")
 
 
 def _halls(t) -> list[tuple]:
-    rows, names, count = [], set(), t.rng.randrange(4, 9)
-    while len(rows) < count:
-        name = f"{t.word().title()} Hall {t.rng.randrange(100)}"
-        if name in names:
-            continue
-        names.add(name)
-        town = None if len(rows) == 1 else " ".join(t.word().title() for _ in range(t.rng.randrange(1, 5)))
-        rows.append((len(rows) + 1, name, town))
-    return rows
+    """Random halls, always with one that has no town and one whose town fills all of `String(40)`."""
+    towns = [" ".join(t.word().title() for _ in range(t.rng.randrange(1, 5))) for _ in range(t.rng.randrange(4, 9))]
+    towns[1], towns[2] = None, (towns[2] + " ") * 9
+    return [(i, f"{t.word().title()} Hall {i}", town and town[:40]) for i, town in enumerate(towns, 1)]
 
 
-def _rename_module(t):
-    path = t.project / RENAME_FILE
-    spec = importlib.util.spec_from_file_location("rename_town", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    for name in ("upgrade", "downgrade"):
-        t.require(callable(getattr(module, name, None)), f"a function `{name}()` in `{RENAME_FILE}`",
-                  f"`{name}` is {show(getattr(module, name, None))}", f"Did you keep the line `def {name}():`?")
-    return module
-
-
-def _rename_databases(t) -> list[tuple[str, sa.Engine]]:
-    """SQLite always (batch mode is for SQLite), and DATABASE_URL's database as well when it is another."""
-    url = t.database_url()
-    urls = [("SQLite", url)] if _is_sqlite(url) else [("SQLite", f"sqlite:///{t.project.parent / 'halls.sqlite'}"),
-                                                      ("PostgreSQL", url)]
-    engines = []
-    for label, database in urls:
-        engine = sa.create_engine(database)
-        speed_up(engine)
-        engines.append((label, engine))
-    return engines
-
-
-def _run_operations(t, engine, function, what: str, label: str) -> None:
-    """Run a migration function with `op` bound to `engine`, as Alembic runs it."""
-    try:
-        with engine.begin() as connection, Operations.context(MigrationContext.configure(connection)):
-            function()
-    except (sa.exc.OperationalError, sa.exc.ProgrammingError, NotImplementedError) as error:
-        t.fail(f"`{what}()` runs on {label}", f"`{type(getattr(error, 'orig', error)).__name__}: {_first_line(error)}`"
-               f"{_where(t, error)}",
-               "SQLite's `ALTER TABLE` cannot change a column's type. Did you make the change inside "
-               "`with op.batch_alter_table(\"halls\") as batch_op:`, with `batch_op.alter_column(...)`?")
-
-
-def _columns(engine, table: str) -> dict:
-    with engine.connect() as connection:
-        return {c["name"]: c for c in sa.inspect(connection).get_columns(table)}
-
-
-def _unique_names(engine, table: str) -> list:
-    with engine.connect() as connection:
-        return sorted(str(u["name"]) for u in sa.inspect(connection).get_unique_constraints(table))
-
-
-def _check_halls(t, engine, label: str, column: str, length: int, other: str, wanted: list[tuple], after: str) -> None:
-    columns = _columns(engine, "halls")
+def _check_halls(t, url: str, label: str, column: str, length: int, other: str, wanted: list, after: str) -> None:
+    table = t.probe(_schema, url, "halls").get("halls", {"columns": {}, "unique": []})
+    columns = table["columns"]
     t.require(column in columns and other not in columns,
               f"after `{after}` on {label}, the column `halls.{column}` and no `halls.{other}`",
-              f"the columns {show(list(columns))}",
-              "Did you rename with `new_column_name=`?" if after == "upgrade()" else
-              "Does `downgrade()` rename `city` back to `town`?")
-    kind = columns[column]["type"]
-    t.require(getattr(kind, "length", None) == length, f"`halls.{column}` is `String({length})` on {label}",
-              f"it is `{kind!r}`", f"Did you pass `type_=sa.String(length={length})` to `alter_column`?")
-    with engine.connect() as connection:
-        seen = [tuple(row) for row in connection.execute(sa.text(f"SELECT id, name, {column} FROM halls ORDER BY id"))]
+              f"the columns {show(list(columns))}", "Did you rename with `new_column_name=`?"
+              if after == "upgrade()" else "Does `downgrade()` rename `city` back to `town`?")
+    t.require(columns[column][0] == f"VARCHAR({length})", f"`halls.{column}` is `String({length})` on {label}",
+              f"it is `{columns[column][0]}`", f"Did you pass `type_=sa.String(length={length})` to `alter_column`?")
+    seen = _rows(t, url, f"SELECT id, name, {column} FROM halls ORDER BY id")[0]
     lost = [f"{name!r}: {show(old)} became {show(new)}" for (_, name, old), (_, _, new) in zip(wanted, seen) if old != new]
     t.require(seen == wanted, f"every hall keeps its town, now in `{column}`, on {label}",
               "; ".join(lost[:3]) if lost else f"the rows {show(seen)}",
               "Did you drop one column and add another? That is what autogenerate writes for a rename, and it "
               "throws the data away. Rename it: `alter_column(\"town\", new_column_name=\"city\", ...)`.")
-    uniques = _unique_names(engine, "halls")
+    uniques = [name for name, _ in table["unique"]]
     t.require("uq_halls_name" in uniques, f"the unique constraint `uq_halls_name` is still there on {label}",
               f"the unique constraints: {show(uniques)}",
               "Did you rebuild the table yourself? `op.batch_alter_table` copies the constraints for you.")
 
 
 @ex2.step("`upgrade()` renames `halls.town` to `city` and widens it to `String(80)`, keeping every value (SQLite batch mode)")
-def _rename_up(t):
-    t.rename = _rename_module(t)
-    t.halls, t.engines = _halls(t), _rename_databases(t)
-    for label, engine in t.engines:
-        with engine.begin() as connection:
-            table = _halls_table("town", 40)
-            table.metadata.drop_all(connection)
-            table.metadata.create_all(connection)
-            connection.execute(table.insert(), [{"id": i, "name": n, "town": c} for i, n, c in t.halls])
-        _run_operations(t, engine, t.rename.upgrade, "upgrade", label)
-        _check_halls(t, engine, label, "city", 80, "town", t.halls, "upgrade()")
+def _rename_up(t, names):
+    url, halls = t.database_url(), _halls(t)  # SQLite always (batch mode is for SQLite), DATABASE_URL's too
+    urls = [("SQLite", url)] if url.startswith("sqlite") else [
+        ("SQLite", f"sqlite:///{t.scratch / 'halls.sqlite'}"), ("PostgreSQL", url)]
+    for label, url in urls:
+        _rows(t, url, "DROP TABLE IF EXISTS halls", HALLS, _insert("halls", "id, name, town", halls))
+        _ran(t, t.probe(_operations, names.upgrade, url), "`upgrade()`", HINTS["alter"], f" on {label}")
+        _check_halls(t, url, label, "city", 80, "town", halls, "upgrade()")
+    return names, urls, halls
 
 
 @ex2.step("`downgrade()` gives back `halls.town`, `String(40)`, with every value")
-def _rename_down(t):
-    for label, engine in t.engines:
-        _run_operations(t, engine, t.rename.downgrade, "downgrade", label)
-        _check_halls(t, engine, label, "town", 40, "city", t.halls, "downgrade()")
+def _rename_down(t, state):
+    names, urls, halls = state
+    for label, url in urls:
+        _ran(t, t.probe(_operations, names.downgrade, url), "`downgrade()`", HINTS["alter"], f" on {label}")
+        _check_halls(t, url, label, "town", 40, "city", halls, "downgrade()")
 
 
 # --- exercise 3: the slug in the model -----------------------------------------------------------------
@@ -370,109 +415,79 @@ ex3 = chapter.exercise(
         "mapped_column(String(140), unique=True, default=_slug_from_name)`.",
     ],
 )
-
-PUNCTUATION = [" ", "  ", " & ", "'s ", ". ", " - ", "! ", ", ", "/", " + "]
-
-
-def _venue_names(t, count: int) -> list[str]:
-    names, slugs = [], set()
-    while len(names) < count:
-        parts = [t.word().title(), t.rng.choice(PUNCTUATION), t.word().upper(), t.rng.choice(PUNCTUATION),
-                 str(t.rng.randrange(1, 999))]
-        name = "".join(parts) + t.rng.choice(["", ".", "!", " (North)"])
-        if slugify(name) not in slugs:
-            slugs.add(slugify(name))
-            names.append(name)
-    return names
+ex3.defines("tickethub.models", classes=["Venue"], functions=["_slug_from_name"])
+GIVEN = (("tickethub.db", "db", SQLAlchemy), ("tickethub.venues", "bp", Blueprint),
+         ("tickethub.errors", "register_error_handlers", None))
 
 
-def _slug_column(t):
-    models = t.module("tickethub.models")
-    venue = getattr(models, "Venue", None)
-    column = venue.__table__.c.get("slug") if hasattr(venue, "__table__") else None
-    t.require(column is not None, "a column `Venue.slug`",
-              f"`venues` has the columns {', '.join(f'`{c.name}`' for c in venue.__table__.c)}"
-              if hasattr(venue, "__table__") else f"`Venue` is {show(venue)}",
+def _venue_names(t) -> list[str]:
+    """Names whose slugs tell the rule from its near misses, all of them every time; the words are random."""
+    a, b, c, d = (t.word() for _ in range(4))
+    n, pick = t.rng.randrange(1, 998), t.rng.choice
+    return [f"{a.title()}{pick([' & ', ' + ', ', '])}{b.upper()} {n}",  # upper case, runs of separators, digits
+            f"{pick(['...', '¡', '('])}{b.title()}'s {c.title()}{pick(['!', ')', '.'])}",  # punctuation at both ends
+            f"{c.upper()} -- {d.title()}  / (North)",  # hyphens and spaces together
+            f"{d.title()}_{a} Café {n + 1}"]  # an underscore, a letter outside a-z
+
+
+@ex3.step("`Venue.slug` is a `String(140)` column, required and unique (in the table `create_all()` makes)")
+def _slug_model(t, names):
+    given = [t.get(t.module(module), name) for module, name, _ in GIVEN]
+    t.require(all(t.isa(v, kind) if kind else getattr(v, "is_callable", False) for v, (*_, kind) in zip(given, GIVEN)),
+              "chapter 03's `db`, the venues blueprint `bp` and `register_error_handlers`, as they were",
+              f"`db` is {show(given[0])}, `bp` is {show(given[1])}, `register_error_handlers` is {show(given[2])}",
+              "Did you change `tickethub/db.py`, `tickethub/venues/` or `tickethub/errors.py`? This chapter keeps them.")
+    table, name = t.get(names.Venue, "__table__"), t.get(names.Venue, "__tablename__")
+    t.require(t.isa(table, sa.Table) and name == "venues", "`Venue`, the model of the table `venues`",
+              f"`Venue.__tablename__` is {show(name)}", "Did you keep `class Venue(db.Model):` and `__tablename__ = \"venues\"`?")
+    app = t.probe(_slug_app, t.database_url(), *given)
+    venues = t.probe(_schema, t.database_url(), "venues").get("venues", {"columns": {}})
+    kind, nullable = venues["columns"].get("slug", [None, None])
+    t.require(kind is not None, "a column `Venue.slug`",
+              f"`venues` has the columns {', '.join(f'`{c}`' for c in venues['columns'])}",
               "Did you add `slug: Mapped[str] = mapped_column(String(140), unique=True, default=_slug_from_name)` to `Venue`?")
-    return models, column
-
-
-@ex3.step("`Venue.slug` is a `String(140)` column, required and unique")
-def _slug_model(t):
-    t.models, column = _slug_column(t)
-    t.require(getattr(column.type, "length", None) == 140 and isinstance(column.type, sa.String),
-              "`Venue.slug` is `String(140)`", f"it is `{column.type!r}`", "Did you write `mapped_column(String(140), ...)`?")
-    t.require(column.nullable is False, "`Venue.slug` is required (`NOT NULL`)", "it may be NULL",
+    t.require(kind == "VARCHAR(140)", "`Venue.slug` is `String(140)`", f"it is `{kind}`",
+              "Did you write `mapped_column(String(140), ...)`?")
+    t.require(nullable is False, "`Venue.slug` is required (`NOT NULL`)", "it may be NULL",
               "Is it annotated `Mapped[str]` (not `Mapped[str | None]`)?")
-    unique = column.unique or any(
-        isinstance(c, sa.UniqueConstraint) and [col.name for col in c.columns] == ["slug"] for c in column.table.constraints)
-    t.require(unique, "`Venue.slug` is unique", "it is not", "Did you pass `unique=True` to `mapped_column()`?")
-
-
-def _slug_app(t, *features: str) -> Flask:
-    """An app on this check's own empty database, made from the learner's models by `create_all()`."""
-    app = Flask("tickethub")
-    app.config.update(TESTING=True, SQLALCHEMY_DATABASE_URI=t.database_url())
-    database = t.module("tickethub.db")
-    database.db.init_app(app)
-    for feature in features:
-        app.register_blueprint(t.module(f"tickethub.{feature}").bp, url_prefix=f"/api/{feature}")
-    if features:
-        t.module("tickethub.errors").register_error_handlers(app)
-    with app.app_context():
-        speed_up(database.db.engine)
-        database.db.create_all()
-    t.db = database.db
-    return app
-
-
-def _stored_slugs(t, app) -> dict:
-    venues = t.models.Venue.__table__
-    with app.app_context(), t.db.engine.connect() as connection:
-        return dict(connection.execute(sa.select(venues.c.name, venues.c.slug)).all())
+    unique = [cols for _, cols in venues["unique"]] + [cols for _, cols, unique in venues["indexes"] if unique]
+    t.require(["slug"] in unique, "`Venue.slug` is unique", "it is not", "Did you pass `unique=True` to `mapped_column()`?")
+    return names.Venue, app
 
 
 @ex3.step("a new `Venue` gets the slug made from its name (`default=_slug_from_name`)")
-def _slug_default(t):
-    app = _slug_app(t, "venues")
-    Venue = t.models.Venue
-    names = _venue_names(t, t.rng.randrange(3, 6))
-    custom = t.word("own-")
-    with app.app_context():
-        t.db.session.add_all([Venue(name=n, city=t.word().title(), capacity=t.rng.randrange(50, 900)) for n in names])
-        t.db.session.add(Venue(name=t.word("Kept ").title(), slug=custom, city=t.word().title(), capacity=100))
-        try:
-            t.db.session.commit()
-        except IntegrityError as error:
-            t.db.session.rollback()
-            t.fail(f"venues named {show(names)} saved, each with its slug",
-                   f"the database refused them: `{_first_line(error)}`",
-                   "Does `Venue.slug` have `default=_slug_from_name`, and does `_slug_from_name` return each venue's own slug?")
-    stored = _stored_slugs(t, app)
-    for name in names:
+def _slug_default(t, state):
+    venue, app = state
+    venue_names, custom = _venue_names(t), t.word("own-")
+    rows = [{"name": n, "city": t.word().title(), "capacity": t.rng.randrange(50, 900)} for n in venue_names]
+    rows.append({"name": t.word("Kept ").title(), "slug": custom, "city": t.word().title(), "capacity": 100})
+    refused = t.probe(_save, app, venue, rows)
+    t.require(not refused, f"venues named {show(venue_names)} saved, each with its slug",
+              lambda: f"they were refused: `{refused.get('type')}: {refused.get('message')}`", "Does `Venue.slug` have "
+              "`default=_slug_from_name`, and does `_slug_from_name` return each venue's own slug?")
+    stored = dict(_rows(t, t.database_url(), "SELECT name, slug FROM venues")[0])
+    for name in venue_names:
         t.require(stored.get(name) == slugify(name), f"the venue {name!r} gets the slug {slugify(name)!r}",
-                  f"it got {show(stored.get(name))}",
-                  "Lowercase first, then turn every run of characters other than a-z and 0-9 into one hyphen "
-                  "(`re.sub(r\"[^a-z0-9]+\", \"-\", ...)`), then strip the hyphens at the ends. Is that your order?")
-    t.require(custom in stored.values(), f"a venue created with `slug={custom!r}` keeps it",
-              f"the slugs stored: {show(sorted(stored.values()))}",
+                  f"it got {show(stored.get(name))}", HINTS["slug"])
+    t.require(stored.get(rows[-1]["name"]) == custom, f"a venue created with `slug={custom!r}` keeps it",
+              f"it has {show(stored.get(rows[-1]['name']))}",
               "Is the function the column's `default=`, used only when no slug is given?")
-    t.app = app
+    return app
 
 
 @ex3.step("`POST /api/venues/` still works, and a second venue whose name gives a taken slug gets 409")
-def _slug_api(t):
-    client = t.app.test_client()
-    name = _venue_names(t, 1)[0]
+def _slug_api(t, app):
+    client, name = t.client(app), f"...{t.word().title()}'s {t.word().upper()} {t.rng.randrange(1, 99)}!"
     body = {"name": name, "city": t.word().title(), "capacity": t.rng.randrange(50, 900)}
     t.json(client.post("/api/venues/", json=body), 201, "the new venue",
            "Does every new venue get a slug? `slug` is required, so inserting a venue without one fails "
            "unless the column's `default=_slug_from_name` fills it in.")
-    t.require(_stored_slugs(t, t.app).get(name) == slugify(name), f"{name!r} is stored with the slug {slugify(name)!r}",
-              f"it has {show(_stored_slugs(t, t.app).get(name))}", "Does `_slug_from_name` return the slug?")
+    stored = _rows(t, t.database_url(), ["SELECT slug FROM venues WHERE name = :name", {"name": name}])[0]
+    t.require(stored == [(slugify(name),)], f"{name!r} is stored with the slug {slugify(name)!r}",
+              f"it has {show(stored[0][0] if stored else None)}", "Does `_slug_from_name` return the slug?")
     twin = name.upper() + "!"
-    response = client.post("/api/venues/", json={**body, "name": twin})
-    t.json(response, 409, f"a JSON error: {twin!r} gives the taken slug {slugify(name)!r}",
+    t.json(client.post("/api/venues/", json={**body, "name": twin}), 409,
+           f"a JSON error: {twin!r} gives the taken slug {slugify(name)!r}",
            "Is `slug` unique (`unique=True`)? Two venues must not share a URL.")
 
 
@@ -494,277 +509,158 @@ ex4 = chapter.exercise(
         "`batch_op.drop_column(\"slug\")`.",
     ],
 )
-
-# the schema the chain must end at: chapter 03's tables, and venues.slug (what tickethub/models.py says)
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
+# the schema the chain must end at: chapter 03's tables, and venues.slug as tickethub/models.py has it
+SCHEMA = {
+    "venues.id INTEGER NOT NULL", "venues.name VARCHAR(120) NOT NULL", "venues.city VARCHAR(80) NOT NULL",
+    "venues.capacity INTEGER NOT NULL", "venues.slug VARCHAR(140) NOT NULL", "venues UNIQUE uq_venues_name (name)",
+    "venues UNIQUE uq_venues_slug (slug)", "events.id INTEGER NOT NULL", "events.name VARCHAR(200) NOT NULL",
+    "events.capacity INTEGER NOT NULL", "events.seats_left INTEGER NOT NULL", "events.venue_id INTEGER",
+    "events (venue_id) REFERENCES venues (id)", "bookings.id INTEGER NOT NULL", "bookings.event_id INTEGER NOT NULL",
+    "bookings.email VARCHAR(254) NOT NULL", "bookings.seats INTEGER NOT NULL",
+    "bookings UNIQUE uq_bookings_event_id_email (event_id, email)", "bookings (event_id) REFERENCES events (id)",
 }
+COLUMNS = {"venues": "id, name, city, capacity", "events": "id, name, capacity, seats_left, venue_id",
+           "bookings": "id, event_id, email, seats"}
+APP_IMPORT = re.compile(r"^[ \t]*(from[ \t]+(\.|tickethub\b|wsgi\b)\S*[ \t]+import|import[ \t]+(tickethub|wsgi)\b).*", re.M)
 
 
-def _schema(slug: bool) -> sa.MetaData:
-    metadata = sa.MetaData(naming_convention=NAMING)
-    sa.Table("venues", metadata, sa.Column("id", sa.Integer, primary_key=True),
-             sa.Column("name", sa.String(120), nullable=False, unique=True),
-             *([sa.Column("slug", sa.String(140), nullable=False, unique=True)] if slug else []),
-             sa.Column("city", sa.String(80), nullable=False), sa.Column("capacity", sa.Integer, nullable=False))
-    sa.Table("events", metadata, sa.Column("id", sa.Integer, primary_key=True),
-             sa.Column("name", sa.String(200), nullable=False), sa.Column("capacity", sa.Integer, nullable=False),
-             sa.Column("seats_left", sa.Integer, nullable=False),
-             sa.Column("venue_id", sa.Integer, sa.ForeignKey("venues.id"), nullable=True),
-             sa.CheckConstraint("seats_left >= 0", name="seats_left_not_negative"))
-    sa.Table("bookings", metadata, sa.Column("id", sa.Integer, primary_key=True),
-             sa.Column("event_id", sa.Integer, sa.ForeignKey("events.id"), nullable=False),
-             sa.Column("email", sa.String(254), nullable=False), sa.Column("seats", sa.Integer, nullable=False),
-             sa.UniqueConstraint("event_id", "email"))
-    return metadata
-
-
-BEFORE, AFTER = _schema(slug=False), _schema(slug=True)
-
-
-def _imports_the_app(tree) -> str | None:
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and (node.level > 0 or (node.module or "").split(".")[0] == "tickethub"):
-            return f"from {'.' * node.level}{node.module or ''} import ..."
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.split(".")[0] in ("tickethub", "wsgi"):
-                    return f"import {alias.name}"
-    return None
+def _facts(table: str, seen: dict) -> set[str]:
+    """A table's schema as SQL-like sentences, so that two schemas compare as sets."""
+    join = ", ".join
+    return ({f"{table}.{name} {kind}{'' if nullable else ' NOT NULL'}" for name, (kind, nullable) in seen["columns"].items()}
+            | {f"{table} UNIQUE {name} ({join(cols)})" for name, cols in seen["unique"]}
+            | {f"{table} ({join(cols)}) REFERENCES {to} ({join(ref)})" for cols, to, ref in seen["foreign_keys"]}
+            | {f"{table} {'UNIQUE ' * bool(unique)}INDEX {name} ({join(cols)})" for name, cols, unique in seen["indexes"]})
 
 
 @ex4.step("`0002_venue_slug` follows `0001_initial`, is the only head, and imports nothing from `tickethub`")
-def _revision(t):
-    source = (t.project / SLUG_FILE).read_text(encoding="utf-8")
-    try:
-        scripts = ScriptDirectory(str(t.project / MIGRATIONS))
-        script = scripts.get_revision(SLUG)
-        heads = scripts.get_heads()
-    except CommandError as error:
-        t.fail(f"the revision `{SLUG}` in `{SLUG_FILE}`", f"Alembic says: `{_first_line(error)}`",
-               "Did you keep the given lines `revision = \"0002_venue_slug\"` and `down_revision = \"0001_initial\"`?")
-    t.require(script is not None and script.down_revision == INITIAL and list(heads) == [SLUG],
+def _revision(t, state):
+    chain = t.probe(_chain, SLUG)
+    t.require("refused" not in chain, f"the revision `{SLUG}` in `{SLUG_FILE}`",
+              lambda: f"Alembic says: `{chain['refused']['message']}`",
+              "Did you keep the given lines `revision = \"0002_venue_slug\"` and `down_revision = \"0001_initial\"`?")
+    t.require(chain["found"] is True and chain["down"] == INITIAL and chain["heads"] == [SLUG],
               f"the chain `{INITIAL}` → `{SLUG}`, with `{SLUG}` as the only head",
-              f"`{SLUG}` follows {show(getattr(script, 'down_revision', None))}; the heads are {show(list(heads))}",
+              f"`{SLUG}` follows {show(chain['down'])}; the heads are {show(chain['heads'])}",
               "Did you keep `down_revision = \"0001_initial\"`? Is there another revision in `migrations/versions/`?")
-    found = _imports_the_app(ast.parse(source))
+    found = APP_IMPORT.search((t.project / SLUG_FILE).read_text(encoding="utf-8"))
     t.require(found is None, "a migration that brings everything it needs with it",
-              f"`{SLUG_FILE}` has `{found}`",
+              lambda: f"`{SLUG_FILE}` has `{found[0].strip()}`",
               "A migration runs years later, with today's code: `Venue` will have columns this revision knows "
               "nothing about. Describe the table with the given `sa.table(\"venues\", ...)` and use `op.get_bind()`.")
 
 
-def _fill(t, app) -> dict:
-    """Put random venues, events and bookings into a database at 0001_initial; return them as rows."""
-    venues, events, bookings = (BEFORE.tables[n] for n in ("venues", "events", "bookings"))
-    names = _venue_names(t, t.rng.randrange(3, 8))
-    rows = {"venues": [], "events": [], "bookings": []}
-    for i, name in enumerate(names, 1):
-        rows["venues"].append({"id": i, "name": name, "city": t.word().title(), "capacity": t.rng.randrange(50, 5000)})
-    for i in range(1, t.rng.randrange(3, 7)):
-        capacity = t.rng.randrange(20, 300)
-        venue = None if i == 1 else t.rng.randrange(1, len(names) + 1)
-        rows["events"].append({"id": i, "name": t.word("Gig ").title(), "capacity": capacity,
-                               "seats_left": capacity - 3, "venue_id": venue})
-    for i, event in enumerate(rows["events"], 1):
-        rows["bookings"].append({"id": i, "event_id": event["id"], "email": f"{t.word()}@example.com", "seats": 3})
-    with app.engine.begin() as connection:
-        for table in (venues, events, bookings):
-            connection.execute(table.insert(), rows[table.name])
-    return rows
-
-
-def _read(app, table: sa.Table) -> list[dict]:
-    with app.engine.connect() as connection:
-        return [row._asdict() for row in connection.execute(sa.select(table).order_by(table.c.id))]
-
-
-def _kept(t, app, rows: dict, action: str) -> None:
-    for name in ("venues", "events", "bookings"):
-        seen = _read(app, BEFORE.tables[name])
-        t.require(seen == rows[name], f"after {action}, every row of `{name}` as it was",
-                  f"{len(seen)} rows, {sum(1 for s in seen if s not in rows[name])} changed"
-                  if len(seen) == len(rows[name]) else f"{len(seen)} rows instead of {len(rows[name])}",
+def _kept(t, url: str, rows: dict, action: str) -> None:
+    seen = dict(zip(COLUMNS, _rows(t, url, *(f"SELECT {c} FROM {table} ORDER BY id" for table, c in COLUMNS.items()))))
+    for name, wanted in rows.items():
+        t.require(seen[name] == wanted, f"after {action}, every row of `{name}` as it was",
+                  f"{len(seen[name])} rows, {sum(1 for s in seen[name] if s not in wanted)} changed"
+                  if len(seen[name]) == len(wanted) else f"{len(seen[name])} rows instead of {len(wanted)}",
                   "Does the migration change only `venues.slug`? Batch mode copies every row into the new table for you.")
 
 
 @ex4.step("`upgrade` from `0001_initial` keeps every venue, event and booking")
-def _slug_upgrade(t):
-    t.app = _migration_app(t, t.database_url())
-    _alembic(t, t.app, "upgrade", INITIAL)
-    t.rows = _fill(t, t.app)
-    _alembic(t, t.app, "upgrade", "head", action=f"`upgrade head` on a database at `{INITIAL}` with venues in it")
-    version = _version(t.app)
+def _slug_upgrade(t, state):
+    url = t.database_url()  # `_alembic` makes a migration app of the check's for it: no learner's `db` involved
+    _migrated(t, url, "upgrade", INITIAL)
+    venues = [(i, name, t.word().title(), t.rng.randrange(50, 5000)) for i, name in enumerate(_venue_names(t), 1)]
+    events = [(i, t.word("Gig ").title(), 200, 197, None if i == 1 else t.rng.randrange(1, len(venues) + 1))
+              for i in range(1, t.rng.randrange(3, 7))]  # the first event has no venue
+    bookings = [(i, i, f"{t.word()}@example.com", 3) for i in range(1, len(events) + 1)]
+    rows = {"venues": venues, "events": events, "bookings": bookings}
+    _rows(t, url, *(_insert(table, COLUMNS[table], rows[table]) for table in COLUMNS))
+    _migrated(t, url, "upgrade", "head", f"`upgrade head` on a database at `{INITIAL}` with venues in it")
+    version = t.probe(_schema, url)["version"]
     t.require(version == [SLUG], f"`alembic_version` holds `{SLUG}`", f"it holds {show(version)}",
               "Does `upgrade()` finish without an error?")
-    _kept(t, t.app, t.rows, f"`upgrade {SLUG}`")
+    _kept(t, url, rows, f"`upgrade {SLUG}`")
+    return url, rows
 
 
 @ex4.step("every venue that existed gets the slug made from its name")
-def _backfilled(t):
-    columns = _columns(t.app.engine, "venues")
-    t.require("slug" in columns, "a column `venues.slug`", f"the columns {show(list(columns))}",
-              "Does `upgrade()` call `op.add_column(\"venues\", sa.Column(\"slug\", sa.String(length=140), nullable=True))`?")
-    with t.app.engine.connect() as connection:
-        seen = dict(connection.execute(sa.text("SELECT name, slug FROM venues")).all())
-    for venue in t.rows["venues"]:
-        name = venue["name"]
+def _backfilled(t, state):
+    url, rows = state
+    columns = t.probe(_schema, url, "venues")["venues"]["columns"]
+    t.require("slug" in columns, "a column `venues.slug`", f"the columns {show(list(columns))}", "Does `upgrade()` call "
+              "`op.add_column(\"venues\", sa.Column(\"slug\", sa.String(length=140), nullable=True))`?")
+    seen = dict(_rows(t, url, "SELECT name, slug FROM venues")[0])
+    for _, name, _, _ in rows["venues"]:
         t.require(seen.get(name) == slugify(name), f"the venue {name!r} has the slug {slugify(name)!r}",
                   f"it has {show(seen.get(name))}",
                   "Do you update every venue, each with `slugify(name)` of its own name, through `op.get_bind()`?")
+    return state
 
 
 @ex4.step("`venues.slug` ends `NOT NULL` and unique, exactly as the model says (autogenerate finds nothing to add)")
-def _constrained(t):
-    column = _columns(t.app.engine, "venues")["slug"]
-    t.require(getattr(column["type"], "length", None) == 140, "`venues.slug` is `VARCHAR(140)`",
-              f"it is `{column['type']!r}`", "Did you add it as `sa.String(length=140)`?")
-    t.require(column["nullable"] is False, "`venues.slug` is `NOT NULL`", "it may be NULL",
-              "Did you make it `nullable=False` after the backfill, with `batch_op.alter_column(\"slug\", ..., nullable=False)`?")
-    taken = t.rows["venues"][0]["name"]
-    try:
-        with t.app.engine.begin() as connection:
-            connection.execute(AFTER.tables["venues"].insert().values(  # an id of its own: the rows came with theirs
-                id=len(t.rows["venues"]) + 1, name=t.word("Twin ").title(), slug=slugify(taken), city=t.word().title(),
-                capacity=1))
-        refused = False
-    except IntegrityError:
-        refused = True
-    t.require(refused, f"the database refuses a second venue with the slug {slugify(taken)!r}",
-              "it stored both", "Did you add the unique constraint: `batch_op.create_unique_constraint(batch_op.f(\"uq_venues_slug\"), [\"slug\"])`?")
-    with t.app.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        diffs = compare_metadata(context, AFTER)
-    t.require(not diffs, "no difference between the database and the model",
-              "; ".join(_describe(d) for d in diffs[:3]),
+def _constrained(t, state):
+    url, rows = state
+    kind, nullable = t.probe(_schema, url, "venues")["venues"]["columns"]["slug"]
+    t.require(kind == "VARCHAR(140)", "`venues.slug` is `VARCHAR(140)`", f"it is `{kind}`",
+              "Did you add it as `sa.String(length=140)`?")
+    t.require(nullable is False, "`venues.slug` is `NOT NULL`", "it may be NULL", "Did you make it `nullable=False` "
+              "after the backfill, with `batch_op.alter_column(\"slug\", ..., nullable=False)`?")
+    taken = slugify(rows["venues"][0][1])
+    twin = (len(rows["venues"]) + 1, t.word("Twin ").title(), taken, t.word().title(), 1)
+    refused = t.probe(_sql, url, _insert("venues", "id, name, slug, city, capacity", [twin])).get("refused")
+    t.require(refused and refused.get("kind") == "IntegrityError",
+              f"the database refuses a second venue with the slug {taken!r}", "it stored both", "Did you add the "
+              "unique constraint: `batch_op.create_unique_constraint(batch_op.f(\"uq_venues_slug\"), [\"slug\"])`?")
+    seen = t.probe(_schema, url, "venues", "events", "bookings")
+    found = set().union(*(_facts(table, seen[table]) for table in TABLES if table in seen))
+    diffs = [f"the database has an extra table `{name}`" for name in seen["tables"] if name not in TABLES]
+    diffs += [f"the database lacks `{fact}`" for fact in sorted(SCHEMA - found)]
+    diffs += [f"the database has an extra `{fact}`" for fact in sorted(found - SCHEMA)]
+    t.require(not diffs, "no difference between the database and the model", "; ".join(diffs[:3]),
               "Is the constraint named `uq_venues_slug` (`batch_op.f(\"uq_venues_slug\")`), on `slug` alone? "
               "Did the migration change anything else?")
-
-
-def _describe(diff) -> str:
-    """One of compare_metadata's differences, in words."""
-    if isinstance(diff, list):  # column modifications come as a list of tuples
-        diff = diff[0]
-    kind, *rest = diff
-    if kind in ("add_constraint", "remove_constraint", "add_index", "remove_index"):
-        what = rest[0]
-        columns = ", ".join(c.name for c in getattr(what, "columns", []))
-        verb = "the database lacks" if kind.startswith("add") else "the database has an extra"
-        return f"{verb} `{type(what).__name__}` `{what.name}` on ({columns})"
-    if kind in ("add_column", "remove_column"):
-        verb = "the database lacks" if kind == "add_column" else "the database has an extra"
-        return f"{verb} column `{rest[1]}.{rest[2].name}`"
-    if kind.startswith("modify_"):
-        return f"`{rest[1]}.{rest[2]}` differs ({kind.removeprefix('modify_')}: {show(rest[-2])} in the database, {show(rest[-1])} in the model)"
-    return f"`{kind}` on `{rest[1] if len(rest) > 1 else rest}`"
+    return state
 
 
 @ex4.step("`downgrade 0001_initial` drops the column and its constraint, and keeps every venue")
-def _slug_downgrade(t):
-    _alembic(t, t.app, "downgrade", INITIAL)
-    columns = list(_columns(t.app.engine, "venues"))
-    uniques = _unique_names(t.app.engine, "venues")
-    t.require("slug" not in columns and uniques == ["uq_venues_name"] and _version(t.app) == [INITIAL],
+def _slug_downgrade(t, state):
+    url, rows = state
+    _migrated(t, url, "downgrade", INITIAL)
+    seen = t.probe(_schema, url, "venues")
+    columns, uniques = list(seen["venues"]["columns"]), [name for name, _ in seen["venues"]["unique"]]
+    t.require("slug" not in columns and uniques == ["uq_venues_name"] and seen["version"] == [INITIAL],
               f"`venues` as `{INITIAL}` made it: no `slug`, no `uq_venues_slug`, and `alembic_version` at `{INITIAL}`",
-              f"the columns {show(columns)}, the unique constraints {show(uniques)}, `alembic_version` {show(_version(t.app))}",
-              "Does `downgrade()` drop the constraint and then the column, in a batch block: "
-              "`batch_op.drop_constraint(batch_op.f(\"uq_venues_slug\"), type_=\"unique\")`, `batch_op.drop_column(\"slug\")`?")
-    _kept(t, t.app, t.rows, f"`downgrade {INITIAL}`")
+              f"the columns {show(columns)}, the unique constraints {show(uniques)}, "
+              f"`alembic_version` {show(seen['version'])}", "Does `downgrade()` drop the constraint and then the "
+              "column, in a batch block: `batch_op.drop_constraint(batch_op.f(\"uq_venues_slug\"), type_=\"unique\")`, "
+              "`batch_op.drop_column(\"slug\")`?")
+    _kept(t, url, rows, f"`downgrade {INITIAL}`")
+    return state
 
 
 @ex4.step("from an empty database (a fresh install, or CI), `upgrade head` builds the whole schema")
-def _empty(t):
-    # the same database, emptied by 0001_initial's downgrade: cheaper than a new one, and just as empty
-    _alembic(t, t.app, "downgrade", "base", action="`downgrade base`")
-    seen = _tables(t.app.engine)
-    t.require(seen == ["alembic_version"], "no tables but `alembic_version` after `downgrade base`",
-              f"the tables {show(seen)}", "Is `migrations/versions/0001_initial.py` as the notebook's cell wrote it?")
-    _alembic(t, t.app, "upgrade", "head", action="`upgrade head` on an empty database")
-    t.require(_version(t.app) == [SLUG] and "slug" in _columns(t.app.engine, "venues"),
-              f"`alembic_version` at `{SLUG}`, and `venues.slug`",
-              f"`alembic_version` {show(_version(t.app))}", "Does `upgrade()` work when there are no venues at all?")
-
-
-# --- warming up the check server ----------------------------------------------------------------------
-
-WARM_REVISION = '''
-from alembic import op
-import sqlalchemy as sa
-
-revision = "w1"
-down_revision = None
-
-
-def upgrade():
-    op.create_table("w", sa.Column("id", sa.Integer, primary_key=True), sa.Column("a", sa.String(10)))
-    op.add_column("w", sa.Column("b", sa.String(10), nullable=True))
-    op.get_bind().execute(sa.table("w", sa.column("b")).update().values(b="x"))
-    with op.get_context().autocommit_block():
-        op.execute("PRAGMA foreign_keys = OFF")
-    with op.batch_alter_table("w") as batch_op:
-        batch_op.alter_column("b", existing_type=sa.String(10), nullable=False)
-        batch_op.create_unique_constraint("uq_w_b", ["b"])
-        batch_op.alter_column("a", new_column_name="c", type_=sa.String(20))
-
-
-def downgrade():
-    with op.batch_alter_table("w") as batch_op:
-        batch_op.drop_constraint("uq_w_b", type_="unique")
-        batch_op.drop_column("b")
-    op.drop_table("w")
-'''
+def _empty(t, state):
+    url, rows = state  # the same database, emptied by 0001_initial's downgrade: cheaper, and just as empty
+    _migrated(t, url, "downgrade", "base", "`downgrade base`")
+    _tables_are(t, url, ["alembic_version"], [], "`downgrade base`")
+    _migrated(t, url, "upgrade", "head", "`upgrade head` on an empty database")
+    seen = t.probe(_schema, url, "venues")
+    t.require(seen["version"] == [SLUG] and "slug" in seen.get("venues", {}).get("columns", {}),
+              f"`alembic_version` at `{SLUG}`, and `venues.slug`", f"`alembic_version` {show(seen['version'])}",
+              "Does `upgrade()` work when there are no venues at all?")
 
 
 @chapter.warm_up
 def _warm_up() -> None:
-    """Run Alembic once in the check server, so each forked check skips its imports and first-use costs."""
-    saved = _logging_state()
-    template = Path(flask_migrate.__file__).parent / "templates" / "flask"
-    try:
-        with tempfile.TemporaryDirectory(prefix="tickethub-warm-up-") as folder:
-            migrations = Path(folder) / "migrations"
-            (migrations / "versions").mkdir(parents=True)
-            shutil.copy(template / "env.py", migrations / "env.py")
-            shutil.copy(template / "alembic.ini.mako", migrations / "alembic.ini")
-            (migrations / "versions" / "w1.py").write_text(WARM_REVISION)
-            app = Flask("warm-up")
-            app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
-            database = SQLAlchemy(metadata=_schema(slug=True))
-            database.init_app(app)
-            flask_migrate.Migrate(app, database, directory=str(migrations))
-            with app.app_context():
-                config = app.extensions["migrate"].migrate.get_config(str(migrations))
-                config.stdout = io.StringIO()
-                command.upgrade(config, "head")
-                command.current(config)
-                with database.engine.connect() as connection:
-                    compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), database.metadata)
-                    sa.inspect(connection).get_unique_constraints("w")
-                command.downgrade(config, "base")
-                database.engine.dispose()
-    finally:
-        _restore_logging(saved)
-
-
-def _logging_state():
-    loggers = {name: (lg.disabled, lg.level, list(lg.handlers), lg.propagate)
-               for name, lg in logging.Logger.manager.loggerDict.items() if isinstance(lg, logging.Logger)}
-    return list(logging.root.handlers), logging.root.level, loggers
-
-
-def _restore_logging(saved) -> None:
-    """Undo env.py's `fileConfig()`: other chapters' checks must find logging as it was."""
-    handlers, level, loggers = saved
-    logging.root.handlers[:] = handlers
-    logging.root.setLevel(level)
-    for name, logger in logging.Logger.manager.loggerDict.items():
-        if isinstance(logger, logging.Logger):
-            disabled, lvl, hs, propagate = loggers.get(name, (False, logging.NOTSET, [], True))
-            logger.disabled, logger.level, logger.handlers[:], logger.propagate = disabled, lvl, hs, propagate
+    """Run the reference's migrations once in the check server: each forked check skips Alembic's first-use costs."""
+    files = workspace.files(chapter.name, "solution")
+    # env.py without its fileConfig(): the server's logging stays as the other chapters' checks expect it
+    files["migrations/env.py"] = files["migrations/env.py"].replace("fileConfig(config.config_file_name)", "")
+    with tempfile.TemporaryDirectory(prefix="tickethub-warm-up-") as folder:
+        workspace.write_files(Path(folder), {path: text for path, text in files.items() if path.startswith(MIGRATIONS)})
+        url, directory = f"sqlite:///{Path(folder) / 'warm.sqlite'}", str(Path(folder) / MIGRATIONS)
+        _alembic(url, "upgrade", INITIAL, directory)
+        _sql(url, _insert("venues", "id, name, city, capacity", [(1, "Warm Hall", "Leeds", 10)]))
+        _alembic(url, "upgrade", "head", directory)
+        _schema(url, "venues")
+        _alembic(url, "downgrade", "base", directory)
+        with _apps.pop(url).app_context() as context:
+            context.app.extensions["sqlalchemy"].engine.dispose()
+        _engines.pop(url).dispose()
 
 
 setup, reset = chapter.setup, chapter.reset

@@ -1,7 +1,7 @@
 """What crosses between the judge and the learner's process: framed JSON, values by value.
 
-Plain values (None, bool, int, float, str and the exact built-in containers of them) travel
-as data, so no object whose `__eq__` or `__str__` the learner wrote ever reaches the judge.
+Plain values (None, bool, int, float, str and the exact built-in containers of them; a
+subclass of str, int or float as its base value) travel as data, so no object whose `__eq__` or `__str__` the learner wrote ever reaches the judge.
 Anything else stays in the learner's process and travels as a handle: an id and a few
 facts about its type, computed there.
 """
@@ -57,6 +57,14 @@ def encode(value, handle, depth: int = 0):
     kind = type(value)
     if kind in SCALARS:
         return value
+    # a subclass of str, int or float (SQLAlchemy's quoted names, IntEnum statuses) travels as its
+    # base value, taken by the base class's own method: the subclass's overrides never run
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int.__int__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
     if depth < MAX_DEPTH:
         if kind is list:
             return ["L", [encode(v, handle, depth + 1) for v in value]]
