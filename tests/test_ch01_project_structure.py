@@ -282,8 +282,8 @@ def register_error_handlers(app):
         if not request.path.startswith("/api/"):
             return http
         message = http.description if isinstance(error, HTTPException) else "Sorry, that failed."
-        response = jsonify(code=http.code, error=http.name, message=message)
-        return response, http.code
+        headers = [(k, v) for k, v in http.get_headers() if k.lower() != "content-type"]  # a 405's Allow
+        return jsonify(code=http.code, error=http.name, message=message), http.code, headers
 '''
 
 
@@ -311,10 +311,20 @@ def test_ex3_handler_bug_points_at_the_learner(project):
             "    def http_error(error):\n",
             "Does your handler check `request.path.startswith",
         ),
+        (  # the body returned with the status, as before: `Allow` is lost
+            "        response = error.get_response()\n        response.data = json.dumps({\"code\": error.code, \"error\": error.name, \"message\": error.description})\n        response.content_type = \"application/json\"\n        return response\n",
+            "        return {\"code\": error.code, \"error\": error.name, \"message\": error.description}, error.code\n",
+            "keeps its `Allow` header",
+        ),
         (  # the right body with status 200
-            "return body, error.code",
-            "return body",
+            "        response = error.get_response()\n        response.data = json.dumps({\"code\": error.code",
+            "        response = app.response_class()\n        response.data = json.dumps({\"code\": error.code",
             "answered 200",
+        ),
+        (  # the right body and status, in a new response without the error's headers
+            "        response = error.get_response()\n        response.data = json.dumps({\"code\": error.code",
+            "        response = app.response_class(status=error.code)\n        response.data = json.dumps({\"code\": error.code",
+            "keeps its `Allow` header",
         ),
         (  # other key names
             '{"code": error.code, "error": error.name, "message": error.description}',

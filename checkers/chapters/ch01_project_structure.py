@@ -342,13 +342,15 @@ ex3 = chapter.exercise(
         "`@app.errorhandler(HTTPException)`: it receives every HTTP error, with `error.code`, "
         "`error.name` and `error.description`. Check `request.path.startswith(\"/api/\")` first, "
         "and `return error` unchanged for other paths.",
-        "Return `{\"code\": error.code, \"error\": error.name, \"message\": error.description}, "
-        "error.code`. For unexpected exceptions add a second handler, "
-        "`@app.errorhandler(InternalServerError)`, that answers a fixed message with 500: never "
-        "`str(error)` or `error.original_exception`, which may hold secrets.",
+        "Keep the error's own response, with its headers: `response = error.get_response()`, then "
+        "`response.data = json.dumps({\"code\": error.code, \"error\": error.name, \"message\": "
+        "error.description})`, `response.content_type = \"application/json\"` and `return response`. For "
+        "unexpected exceptions add a second handler, `@app.errorhandler(InternalServerError)`, that answers a "
+        "fixed message with 500: never `str(error)` or `error.original_exception`, which may hold secrets.",
         "The second handler: `@app.errorhandler(InternalServerError)` on a function that, for "
-        "paths under `/api/`, returns `{\"code\": 500, \"error\": \"Internal Server Error\", "
-        "\"message\": \"Something went wrong on our side.\"}, 500`, and otherwise `return error`. "
+        "paths under `/api/`, answers `error.get_response()` with the body `{\"code\": 500, \"error\": "
+        "\"Internal Server Error\", \"message\": \"Something went wrong on our side.\"}`, and otherwise "
+        "`return error`. "
         "`ex3.solution()` shows the whole file.",
     ],
 )
@@ -403,8 +405,8 @@ class _Errors:
 def _error_body(t, reply, code: int, what: str, message: str | None = None) -> None:
     """Check a JSON error: its status, and the body `{"code", "error", "message"}`."""
     t.require(reply.status_code == code, f"{reply.request} answers {code}, with {what}",
-              f"it answered {reply.status_code}", "Does your handler return `(body, error.code)`, so the status "
-              "stays the error's own?")
+              f"it answered {reply.status_code}", "Does your handler answer with the error's own status "
+              "(`error.get_response()` keeps it)?")
     t.require(reply.is_json, f"{reply.request} answers {code} with {what}",
               f"it answered {code} with `Content-Type: {reply.content_type}`",
               "Did you register a handler with `@app.errorhandler(HTTPException)` inside "
@@ -433,7 +435,13 @@ def _aborts(t, names):
 def _unknown(t, errors):
     client = errors.client()
     _error_body(t, client.get(f"/api/{t.word()}/{t.rng.randrange(1, 999)}"), 404, "a JSON 404 for a URL that matches no route")
-    _error_body(t, client.post(f"/api/{errors.area}/crash"), 405, "a JSON 405 for a method the route does not allow")
+    reply = client.post(f"/api/{errors.area}/crash")
+    _error_body(t, reply, 405, "a JSON 405 for a method the route does not allow")
+    allowed = {m.strip() for m in (reply.headers.get("Allow") or "").split(",") if m.strip()}
+    t.require("GET" in allowed, "the 405 keeps its `Allow` header, which names the methods the URL accepts (`GET`)",
+              f"`Allow: {reply.headers.get('Allow')}`" if reply.headers.get("Allow") else "no `Allow` header",
+              "Do you answer `error.get_response()` with its body replaced? `return body, error.code` builds a new "
+              "response and drops the error's headers.")
     return errors
 
 
