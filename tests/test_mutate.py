@@ -69,11 +69,11 @@ def test_statement_operators():
                 raise ValueError(x)
             return x * 2
     ''')
-    assert found["m.py:3 If True"].after == "if True:  # a comment the mutant keeps"
-    assert found["m.py:3 If False"].after == "if False:  # a comment the mutant keeps"
-    assert found["m.py:4 Remove Raise"].after == "pass"
-    assert found["m.py:5 Return None"].description == "return x * 2 → return None"
-    assert found["m.py:5 Return None"].text.endswith("    return None\n")
+    assert found["m.py:f If True"].after == "if True:  # a comment the mutant keeps"
+    assert found["m.py:f If False"].after == "if False:  # a comment the mutant keeps"
+    assert found["m.py:f Remove Raise"].after == "pass"
+    assert found["m.py:f Return None"].description == "return x * 2 → return None"
+    assert found["m.py:f Return None"].text.endswith("    return None\n")
 
 
 def test_unchanged_spelling_and_precedence():
@@ -82,9 +82,9 @@ def test_unchanged_spelling_and_precedence():
         ok = not (a or b) and c
         msg = f"Hi {name}!" if "x" in  y else None
     ''')
-    assert found["m.py:2 Not drop"].after == "ok = (a or b) and c"
-    assert found["m.py:2 BoolOp Or->And"].after == "ok = not (a and b) and c"
-    assert found["m.py:3 Compare In->NotIn"].after == 'msg = f"Hi {name}!" if "x" not in  y else None'
+    assert found["m.py:<module> Not drop"].after == "ok = (a or b) and c"
+    assert found["m.py:<module> BoolOp Or->And"].after == "ok = not (a and b) and c"
+    assert found["m.py:<module> Compare In->NotIn"].after == 'msg = f"Hi {name}!" if "x" not in  y else None'
     fstring = [m for m in found.values() if m.operator == "Str 'Hi '"]
     assert len(fstring) == 1 and "Hi X{name}!" in fstring[0].after
 
@@ -127,14 +127,14 @@ def test_solution_lines_are_what_the_starter_lacks():
 
 
 def test_ids_are_stable_unique_and_deterministic():
-    """Do two identical changes on one line get `#2`, and does every run give the same mutants?"""
+    """Do two identical changes in one scope get `#2`, and does every run give the same mutants?"""
     source = "ok = a is None or b is None\n"
     first, second = generate("m.py", source), generate("m.py", source)
     assert [(m.id, m.text) for m in first] == [(m.id, m.text) for m in second]
     ids = [m.id for m in first]
     assert len(ids) == len(set(ids))
-    assert {"m.py:1 Compare Is->IsNot", "m.py:1 Compare Is->IsNot #2"} <= set(ids)
-    assert mutants(source)["m.py:1 Compare Is->IsNot #2"].after == "ok = a is None or b is not None"
+    assert {"m.py:<module> Compare Is->IsNot", "m.py:<module> Compare Is->IsNot #2"} <= set(ids)
+    assert mutants(source)["m.py:<module> Compare Is->IsNot #2"].after == "ok = a is None or b is not None"
 
 
 def test_no_mutant_is_identical_or_broken():
@@ -232,3 +232,11 @@ def test_unknown_chapter_is_refused(capsys):
     """Does a chapter that does not exist stop the command with status 2, before any check?"""
     assert main(["mutate", "99-nothing"]) == 2
     assert "no chapter" in capsys.readouterr().err
+
+
+def test_ids_survive_edits_elsewhere_in_the_file():
+    """Is a mutant named by its function, so lines added above it keep its id (and the equivalents list valid)?"""
+    body = "def f(x):\n    return x > 1\n"
+    before = {m.id for m in generate("m.py", body)}
+    after = {m.id for m in generate("m.py", "import os\n\n\n" + body)}
+    assert before == after and "m.py:f Compare Gt->GtE" in before

@@ -130,12 +130,37 @@ def generate(path: str, source: str, region: set[int] | None = None) -> list[Mut
         line, before, after = _changed(lines, text.split("\n"))
         made.append((line, order, candidate.operator, before, after, text))
     mutants, counts = [], {}
+    scopes = _scopes(tree)
     for line, _, operator, before, after, text in sorted(made):
-        base = f"{path}:{line} {operator}"
+        # named by the function it is in, not by its line: an edit elsewhere in the file keeps the id
+        base = f"{path}:{_scope(scopes, line)} {operator}"
         counts[base] = counts.get(base, 0) + 1
         name = base if counts[base] == 1 else f"{base} #{counts[base]}"
         mutants.append(Mutant(name, path, line, operator, before, after, text))
     return sorted(mutants, key=lambda m: natural(m.id))
+
+
+def _scopes(tree: ast.Module) -> list[tuple[int, int, str]]:
+    """(first line, last line, dotted name) of every function and class, outermost first."""
+    found = []
+
+    def visit(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = f"{prefix}{child.name}"
+                found.append((child.lineno, child.end_lineno, name))
+                visit(child, name + ".")
+            else:
+                visit(child, prefix)
+
+    visit(tree, "")
+    return found
+
+
+def _scope(scopes: list[tuple[int, int, str]], line: int) -> str:
+    """The innermost function or class holding `line`, or `<module>`."""
+    inner = [name for first, last, name in scopes if first <= line <= last]
+    return inner[-1] if inner else "<module>"
 
 
 def _candidates(tree: ast.Module, data: bytes, offset) -> Iterator[_Candidate]:
