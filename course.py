@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Set up the TicketHub course and use it. Needs only Python 3.11+.
 
-    python3 course.py lab      set up, then open JupyterLab at the course index
-    python3 course.py test     set up, then run every test (what CI runs)
-    python3 course.py setup    set up only
+    python3 course.py lab [JUPYTERLAB OPTIONS...]   set up, then open JupyterLab at the course index
+    python3 course.py test [PYTEST OPTIONS...]      set up, then run every test (what CI runs)
+    python3 course.py site [SPHINX OPTIONS...]      set up, then build the course website
+    python3 course.py setup                         set up only
+    python3 course.py help [COMMAND]                this help, or a command's
 
 Setting up means: a virtual environment in .venv/, the pinned packages of
 requirements.txt and the course's `checkers` package installed into it. It is done once
 and redone only when requirements.txt or pyproject.toml change. `test` also installs
-requirements-test.txt and, as root on Debian, the chromium the browser tests drive.
+requirements-test.txt and requirements-site.txt and, as root on Debian, the chromium the
+browser tests drive; `site` installs requirements-site.txt.
 """
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / "tickethub-installed.txt"
 TEST_STAMP = VENV / "tickethub-test-installed.txt"
+SITE_STAMP = VENV / "tickethub-site-installed.txt"
+INDEX = "notebooks/index.ipynb"
 CHROMIUM = Path("/usr/bin/chromium")
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
@@ -73,6 +78,15 @@ def setup() -> None:
     say("setup complete")
 
 
+def setup_site() -> None:
+    """Install what builds the website (Sphinx, MyST-NB, the theme), unless it is current."""
+    done, wanted = current(SITE_STAMP, "requirements-site.txt")
+    if not done:
+        say("installing the website's packages (requirements-site.txt)")
+        pip_install("-r", "requirements-site.txt")
+        SITE_STAMP.write_text(wanted + "\n")
+
+
 def setup_tests() -> None:
     """Install the test-only packages, and chromium where we may (root, with apt-get)."""
     done, wanted = current(TEST_STAMP, "requirements-test.txt")
@@ -80,6 +94,7 @@ def setup_tests() -> None:
         say("installing the test-only packages (requirements-test.txt)")
         pip_install("-r", "requirements-test.txt")
         TEST_STAMP.write_text(wanted + "\n")
+    setup_site()  # tests/test_site.py builds the website
     if CHROMIUM.exists():
         return
     if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
@@ -94,9 +109,51 @@ def setup_tests() -> None:
             return
 
 
-def lab() -> None:
-    say("opening JupyterLab at notebooks/index.ipynb (stop it with Ctrl+C)")
-    run(BIN / "jupyter", "lab", "notebooks/index.ipynb")
+def running_as_root() -> bool:
+    return os.name == "posix" and os.geteuid() == 0
+
+
+def chosen_path(extra: list[str]) -> str | None:
+    """The notebook or folder the learner asked JupyterLab to open, if any."""
+    return next((a for a in extra if not a.startswith("-") and (ROOT / a).exists()), None)
+
+
+def lab_command(extra: list[str], root: bool | None = None) -> list[str]:
+    """The JupyterLab command line for `course.py lab EXTRA...`.
+
+    Opens the course index unless EXTRA names a file or folder to open; as root it adds
+    `--allow-root` (JupyterLab refuses to start without it), unless EXTRA already decides.
+    """
+    root = running_as_root() if root is None else root
+    command = [str(PYTHON), "-m", "jupyterlab"]
+    # JupyterLab opens only the first path it is given: the learner's own choice wins
+    if chosen_path(extra) is None:
+        command.append(INDEX)
+    if root and not any(a.split("=")[0] in ("--allow-root", "--ServerApp.allow_root") for a in extra):
+        command.append("--allow-root")
+    return command + extra
+
+
+def lab(extra: list[str]) -> None:
+    command = lab_command(extra)
+    say(f"starting JupyterLab at {chosen_path(extra) or INDEX} (stop it with Ctrl+C)")
+    say("it opens your browser; if it does not (or with --no-browser), open the URL it prints below")
+    say('after "To access the server": http://localhost:8888/lab?token=... (or the --port you chose)')
+    foreground(command)
+
+
+def foreground(command: list[str]) -> None:
+    """Hand the terminal to a server: Ctrl+C and its exit status are its own."""
+    sys.stdout.flush()
+    if os.name == "posix":
+        os.chdir(ROOT)
+        os.execv(command[0], command)  # one process: a signal to this pid reaches the server
+    process = subprocess.Popen(command, cwd=ROOT)
+    while True:
+        try:
+            sys.exit(process.wait())
+        except KeyboardInterrupt:
+            continue  # the console sent Ctrl+C to the server too: let it shut down cleanly
 
 
 def test(extra: list[str]) -> None:
@@ -108,16 +165,94 @@ def test(extra: list[str]) -> None:
     run(PYTHON, "-m", "pytest", "-n", workers, "--dist", "loadfile", *extra)
 
 
+def site(extra: list[str]) -> None:
+    setup_site()
+    say("building the course website into site/_build/html/ (warnings fail the build)")
+    run(PYTHON, "site/build.py", *extra)
+
+
+HELP = {
+    "setup": """\
+python3 course.py setup
+
+Create .venv/ and install the pinned packages (requirements.txt) and the course's
+`checkers` package, unless that is already done. `lab`, `test` and `site` do it first anyway.
+""",
+    "lab": f"""\
+python3 course.py lab [JUPYTERLAB OPTIONS...]
+
+Set up if needed, then start JupyterLab at the course index ({INDEX}).
+It opens your browser; if it does not (or with --no-browser), open the URL JupyterLab prints
+after "To access the server": http://localhost:8888/lab?token=... (or the port you chose).
+Stop it with Ctrl+C.
+
+Every option goes to JupyterLab unchanged, for example:
+  --no-browser          do not open a browser (open the printed address yourself)
+  --port=8890           serve on another port (--ServerApp.port_retries=0: that one or fail)
+  --ip=0.0.0.0          listen on every interface, e.g. in a container (default: localhost)
+  notebooks/03-database.ipynb   open that notebook instead of the index
+As root, --allow-root is added for you (JupyterLab refuses root without it).
+JupyterLab's own list: python3 course.py lab -- --help-all (after `--`, even --help goes to it).
+""",
+    "test": """\
+python3 course.py test [PYTEST OPTIONS...]
+
+Set up if needed (with the test-only packages, the website's packages and, as root on
+Debian, chromium), check that notebooks/ and the checkpoints are built from solutions/,
+then run the whole suite with pytest, in parallel. CI runs exactly this.
+
+Every option goes to pytest unchanged, for example:
+  -k ch01               only the tests whose names match
+  -x                    stop at the first failure
+  tests/test_site.py    only that file
+  TICKETHUB_SEEDS=100 python3 course.py test -k ch01   sweep more seeds
+pytest's own list: python3 course.py test -- --help (after `--`, even --help goes to it).
+""",
+    "site": """\
+python3 course.py site [SPHINX-BUILD OPTIONS...]
+
+Set up if needed (with requirements-site.txt), then build the course website into
+site/_build/html/ with Sphinx and MyST-NB: the index and one page per chapter, from
+solutions/ with their stored outputs (no notebook is run). Any warning fails the build.
+Open site/_build/html/index.html, or serve it:
+  python3 -m http.server -d site/_build/html 8000
+Options go to sphinx-build, e.g. -q (quiet) or -j auto (parallel).
+""",
+}
+
+
+def wants_help(extra: list[str]) -> bool:
+    """Does `extra` ask for help? Not after `--`, which passes everything on."""
+    options = extra[:extra.index("--")] if "--" in extra else extra
+    return any(a in ("-h", "--help") for a in options)
+
+
+def passed_on(extra: list[str]) -> list[str]:
+    """The arguments for the tool, without the `--` that protects them."""
+    return [a for i, a in enumerate(extra) if not (a == "--" and "--" not in extra[:i])]
+
+
 def main(argv: list[str]) -> None:
     command, extra = (argv[0], argv[1:]) if argv else ("help", [])
-    if command not in ("setup", "lab", "test"):
-        print(__doc__)
-        sys.exit(0 if command in ("help", "-h", "--help") else 2)
+    if command in ("help", "-h", "--help"):
+        print(HELP.get(extra[0], __doc__) if extra else __doc__)
+        sys.exit(0 if not extra or extra[0] in HELP else 2)
+    if command not in HELP:
+        print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
+        sys.exit(2)
+    if wants_help(extra):
+        print(HELP[command])
+        sys.exit(0)
+    if command == "setup" and extra:
+        print(f"`setup` takes no options\n\n{HELP['setup']}", file=sys.stderr)
+        sys.exit(2)
     setup()
     if command == "lab":
-        lab()
+        lab(passed_on(extra))
     elif command == "test":
-        test(extra)
+        test(passed_on(extra))
+    elif command == "site":
+        site(passed_on(extra))
 
 
 if __name__ == "__main__":
