@@ -19,10 +19,13 @@ from conftest import assert_outcome
 CHAPTER = "00-welcome"
 WARMUP = "tickethub/warmup.py"
 GREET = '    return {"message"'
+REFERENCE = workspace.files(CHAPTER, "solution")[WARMUP].splitlines()
+BP_LINE = next(n for n, line in enumerate(REFERENCE, 1) if line.startswith("bp = Blueprint("))  # where `bp` is made
+GREET_LINE = next(n for n, line in enumerate(REFERENCE, 1) if line.startswith(GREET))  # the greet view's return
 
 
 def in_greet(code: str) -> tuple[str, str]:
-    """A mutation that runs `code` at the start of the greet view (line 10 of warmup.py)."""
+    """A mutation that runs `code` at the start of the greet view (at GREET_LINE of warmup.py)."""
     return GREET, f"    {code}\n{GREET}"
 
 
@@ -30,20 +33,20 @@ def in_greet(code: str) -> tuple[str, str]:
     ("mutation", "outcome", "fragments"),
     [
         (("bp = Blueprint(", "bp = Blueprint((("), Outcome.ERROR,
-         ["SyntaxError", f"{WARMUP}, line 4"]),
+         ["SyntaxError", f"{WARMUP}, line {BP_LINE}"]),
         (("bp = Blueprint(", "1 / 0\nbp = Blueprint("), Outcome.ERROR,
-         ["ZeroDivisionError: division by zero", f"{WARMUP}, line 4, in <module>", "1 / 0"]),
+         ["ZeroDivisionError: division by zero", f"{WARMUP}, line {BP_LINE}, in <module>", "1 / 0"]),
         (in_greet("raise KeyError('seat')"), Outcome.ERROR,
-         ["KeyError: 'seat'", f"{WARMUP}, line 10, in greet", "! `GET /api/greet/<name>`"]),
+         ["KeyError: 'seat'", f"{WARMUP}, line {GREET_LINE}, in greet", "! `GET /api/greet/<name>`"]),
         (in_greet("while True: pass"), Outcome.TIMEOUT,
-         ["still running after", f"{WARMUP}, line 10, in greet", "while True: pass"]),
+         ["still running after", f"{WARMUP}, line {GREET_LINE}, in greet", "while True: pass"]),
         (("bp = Blueprint(", "while True: pass\nbp = Blueprint("), Outcome.TIMEOUT,
-         [f"{WARMUP}, line 4, in <module>"]),
-        (in_greet("import sys; sys.exit(3)"), Outcome.ERROR, ["sys.exit()", f"{WARMUP}, line 10"]),
-        (in_greet("import os; os._exit(3)"), Outcome.ERROR, ["os._exit(3)", f"{WARMUP}, line 10"]),
+         [f"{WARMUP}, line {BP_LINE}, in <module>"]),
+        (in_greet("import sys; sys.exit(3)"), Outcome.ERROR, ["sys.exit()", f"{WARMUP}, line {GREET_LINE}"]),
+        (in_greet("import os; os._exit(3)"), Outcome.ERROR, ["os._exit(3)", f"{WARMUP}, line {GREET_LINE}"]),
         (in_greet("import os, signal; os.kill(os.getpid(), signal.SIGKILL)"), Outcome.ERROR,
          ["ended abruptly (signal 9)"]),
-        (in_greet("hog = bytearray(8 * 1024 ** 3)"), Outcome.ERROR, ["out of memory", f"{WARMUP}, line 10"]),
+        (in_greet("hog = bytearray(8 * 1024 ** 3)"), Outcome.ERROR, ["out of memory", f"{WARMUP}, line {GREET_LINE}"]),
     ],
 )
 def test_learner_failures_are_reported_precisely(project, mutation, outcome, fragments):
@@ -119,7 +122,7 @@ def test_spawned_fallback_gives_the_same_outcomes(project, monkeypatch):
     request = {"module": p.module, "exercise": "ex1", "project": str(p.root), "seed": 7}
     assert_outcome(Result.from_dict(server.run_spawned(request)), Outcome.PASS)
     p.edit(WARMUP, "print('debugging', name)", "raise KeyError('seat')")
-    assert_outcome(Result.from_dict(server.run_spawned(request)), Outcome.ERROR, f"{WARMUP}, line 10")
+    assert_outcome(Result.from_dict(server.run_spawned(request)), Outcome.ERROR, f"{WARMUP}, line {GREET_LINE}")
 
 
 def test_a_correct_answer_that_prints_passes(project):
