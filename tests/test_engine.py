@@ -256,8 +256,10 @@ def test_rendering_is_escaped_and_has_both_forms():
         "      Seen: `<b>500</b>`",
         "      Hint: Did you `return`?",
         "  – later",
+        "  (✗ failed · – skipped: fix the step above it first)",  # what the marks mean
     ]
     html = result._repr_html_()
+    assert 'title="skipped: fix the step above it first"' in html and "✗ failed · – skipped" in html
     assert "<code>&lt;b&gt;500&lt;/b&gt;</code>" in html and "Events &lt;api&gt;" in html
     assert Result.from_dict(result.to_dict()) == result
 
@@ -269,3 +271,9 @@ def test_bench_runs_every_check_and_prints_the_summary_last():
     assert done.returncode == 0, done.stdout + done.stderr
     last = done.stdout.strip().splitlines()[-1]
     assert last.startswith("checks: ") and " median: " in last and " max: " in last
+
+
+def test_an_error_has_a_hint_for_its_usual_cause(project):
+    """Does an ERROR come with a question about what usually causes that exception?"""
+    p = project(CHAPTER).edit(WARMUP, *in_greet("return {'message': nmae}"))
+    assert_outcome(p.check("ex1"), Outcome.ERROR, "NameError", "Hint: Is the name spelt as where it is defined")

@@ -472,7 +472,7 @@ def _run_steps(exercise, t: Checker) -> Result:
         except LearnerError as error:
             outcome, where = Outcome.ERROR, error.where
             message = error.text + (" here:" if where else ".")
-            steps.append(Step(step.name, "error", hint=step.on_error(error)))
+            steps.append(Step(step.name, "error", hint=step.on_error(error) or common_hint(error)))
         except LearnerGone as gone:
             outcome = Outcome.ERROR
             message = (f"The check's process ended abruptly{f' ({gone})' if str(gone) else ''} while running "
@@ -483,6 +483,33 @@ def _run_steps(exercise, t: Checker) -> Result:
             message = internal_message(fault)
             steps.append(Step(step.name, "error"))
     return Result(exercise.key, exercise.title, outcome, steps, message, where)
+
+
+# what most often causes each exception in a learner's code, for an ERROR with no hint of its step's own
+COMMON_CAUSES = {
+    "SyntaxError": "Look at the line shown and the one before it: is a bracket, quote or colon missing?",
+    "IndentationError": "Are the lines of one block indented alike (4 spaces), with no tabs mixed in?",
+    "NameError": "Is the name spelt as where it is defined, and defined or imported in this file?",
+    "ModuleNotFoundError": "Is the module's name spelt right, and is the import relative (`from . import x`) "
+                           "inside the `tickethub` package?",
+    "ImportError": "Does the module define the name you import from it, under that spelling? Two modules that "
+                   "import each other at the top can also cause this.",
+    "AttributeError": "Does the object have that attribute? Check the spelling, and whether a function returned "
+                      "`None` where you expected an object.",
+    "KeyError": "Is the key always there? `d.get(key)` answers `None` instead of raising.",
+    "TypeError": "Are the types and the number of arguments what the function expects? A `None` where a value "
+                 "was expected often shows up here.",
+    "ValueError": "Is a conversion (`int(...)`, `float(...)`) given text it cannot read?",
+    "RecursionError": "Does a function call itself (or two call each other) with no way to stop?",
+    "SystemExit": "Checks call your functions: return a value or raise an exception instead of ending the program.",
+    "MemoryError": "Is a loop adding to a list (or a string) without end?",
+}
+
+
+def common_hint(error: LearnerError) -> str | None:
+    """A question about the usual cause of the learner's exception, when there is a usual one."""
+    return next((COMMON_CAUSES[name.rsplit(".", 1)[-1]] for name in error.mro
+                 if name.rsplit(".", 1)[-1] in COMMON_CAUSES), None)
 
 
 def internal_message(fault: BaseException) -> str:

@@ -17,7 +17,9 @@ class Outcome(str, enum.Enum):
 
 
 # step statuses: passed, failed, skipped (an earlier step failed), or the outcome that stopped it
-MARKS = {"passed": "✓", "failed": "✗", "skipped": "–", "error": "!", "timeout": "⏱"}
+MARKS = {"passed": "✓", "failed": "✗", "skipped": "–", "error": "!", "timeout": "…"}  # glyphs every font has
+MEANINGS = {"passed": "passed", "failed": "failed", "skipped": "skipped: fix the step above it first",
+            "error": "your code raised an exception", "timeout": "your code ran too long"}
 
 # each outcome's word is white on its colour, a label that reads the same on JupyterLab's
 # light and dark themes (contrast over 5:1); the colours also stand out from both backgrounds
@@ -87,10 +89,17 @@ class Result:
             lines.append(f"  {MARKS[step.status]} {step.name}")
             for label, value in _details(step):
                 lines += _indent(f"{label}: {value}", 6)
+        if self.legend():
+            lines.append(f"  ({self.legend()})")
         # an INTERNAL always shows its seed: it is what a maintainer needs to replay the fault
         if (seed or self.outcome is Outcome.INTERNAL) and self.seed is not None and self.outcome is not Outcome.NOT_ATTEMPTED:
             lines.append(f"  (seed {self.seed}: `{self.exercise}.check(seed={self.seed})` replays this check)")
         return "\n".join(lines)
+
+    def legend(self) -> str:
+        """What the marks of a block that did not pass mean: `✗ failed · – skipped: ...`."""
+        shown = dict.fromkeys(step.status for step in self.steps if step.status != "passed")
+        return " · ".join(f"{MARKS[status]} {MEANINGS[status]}" for status in shown)
 
     def __str__(self) -> str:
         return self.text()
@@ -114,13 +123,15 @@ class Result:
         if self.steps:
             parts.append('<ul style="list-style:none;padding-left:0.5em;margin:4px 0">')
             for step in self.steps:
-                parts.append(f"<li>{MARKS[step.status]} {_inline(step.name)}")
+                parts.append(f'<li><span title="{MEANINGS[step.status]}">{MARKS[step.status]}</span> {_inline(step.name)}')
                 for label, value in _details(step):
                     parts.append(
                         f'<div style="margin-left:1.6em"><em>{label}:</em> {_inline(value)}</div>'
                     )
                 parts.append("</li>")
             parts.append("</ul>")
+        if self.legend():
+            parts.append(f'<div style="font-size:smaller;opacity:0.8">{html.escape(self.legend())}</div>')
         if self.outcome is Outcome.INTERNAL and self.seed is not None:
             parts.append(f"<div><em>Seed:</em> {self.seed}</div>")
         parts.append("</div>")

@@ -45,7 +45,9 @@ class Exercise(declare.Exercise):
         level = max(1, min(int(level), len(self.hints)))
         more = f" (of {len(self.hints)})" if len(self.hints) > 1 else ""
         body = self.hints[level - 1]
-        if level < len(self.hints):
+        if level + 1 == len(self.hints):
+            body += f"\n\nStill stuck? `{self.key}.hint({level + 1})` is the last hint, and nearly the solution."
+        elif level < len(self.hints):
             body += f"\n\nStill stuck? Try `{self.key}.hint({level + 1})`."
         _show(Text(f"Hint {level}{more} for exercise {self.number}", body))
 
