@@ -1,10 +1,15 @@
 """Do chapter 05's checks accept right answers and reject wrong ones?"""
 
+import sys
+import types
+
 import pytest
 import sqlalchemy as sa
 
-from checkers.engine import workspace
-from checkers.engine.outcomes import Outcome
+from checkers.chapters import dbkit
+from checkers.engine import sandbox, workspace
+from checkers.engine.outcomes import Outcome, Result
+from checkers.notebook.api import Chapter
 from conftest import assert_outcome, assert_rejected
 
 CHAPTER = "05-query-performance"
@@ -44,6 +49,11 @@ POSTGRES_WRONG_ANSWERS = [
      "injection"),
     ("ex4", MODELS, MAPPER_ARGS, "\n", "A column alone changes nothing"),
     ("ex5", MIGRATION, '"bookings", ["email"]', '"bookings", ["event_id"]', "the index `ix_bookings_email` on `bookings` (email)"),
+    # PostgreSQL refuses a server default that is no number when it creates the table: a FAIL that says so
+    ("ex4", MODELS, 'mapped_column(server_default="1")', 'mapped_column(server_default="one")',
+     "SQLAlchemy creates the tables of your models"),
+    ("ex5", MIGRATION, 'op.drop_index("ix_events_venue_id", table_name="events")', 'op.drop_index("ix_events_venue_id")',
+     "`DROP INDEX ix_events_venue_id ON events`"),
 ]
 
 
@@ -139,6 +149,22 @@ def test_overview_alternatives_pass(project, body):
 def test_wrong_overviews_fail(project, body, expected):
     p = project(CHAPTER)
     assert_rejected(p.write(OVERVIEW, _replace_function_body(p, OVERVIEW, "events_overview", body)).check("ex1"), expected)
+
+
+def test_an_empty_overview_is_a_list(project):
+    """Does an overview that gives `None` when there are no events fail, whatever the seed (no events is always tried)?"""
+    p = project(CHAPTER).edit(OVERVIEW, "    return [dict(row) for row in db.session.execute(statement).mappings()]\n",
+                              "    rows = [dict(row) for row in db.session.execute(statement).mappings()]\n"
+                              "    return rows or None\n")
+    assert_rejected(p.sweep("ex1"), "`events_overview()` returns a list (of 0 dicts)")
+
+
+def test_an_overview_grouped_by_venue_fails(project):
+    """Do events that share a venue (always sent) catch a `GROUP BY` of the venue, which merges them?"""
+    body = GROUPED_OVERVIEW.replace(".group_by(Event.id, Event.name, Venue.name)", ".group_by(Venue.id)")
+    p = project(CHAPTER)
+    assert_rejected(p.write(OVERVIEW, _replace_function_body(p, OVERVIEW, "events_overview", body)).sweep("ex1"),
+                    "one dict per event")
 
 
 def test_overview_without_its_route_fails(project):
@@ -291,9 +317,10 @@ VERSION = '    version: Mapped[int] = mapped_column(server_default="1")\n'
 
 
 def test_locking_alternative_passes(project):
-    """Is a column spelled `mapped_column(Integer, nullable=False)`, without a server default, accepted?"""
-    p = project(CHAPTER).edit(MODELS, VERSION, "    version: Mapped[int] = mapped_column(Integer, nullable=False)\n")
-    p.edit(MODELS, "from sqlalchemy import CheckConstraint,", "from sqlalchemy import CheckConstraint, Integer,")
+    """Is a column spelled `mapped_column(Integer, nullable=False, server_default=text("1"))` accepted?"""
+    p = project(CHAPTER).edit(MODELS, VERSION, '    version: Mapped[int] = mapped_column(Integer, nullable=False, '
+                              'server_default=text("1"))\n')
+    p.edit(MODELS, "from sqlalchemy import CheckConstraint,", "from sqlalchemy import CheckConstraint, Integer, text,")
     assert_outcome(p.check("ex4"), Outcome.PASS)
 
 
@@ -305,8 +332,12 @@ def test_locking_alternative_passes(project):
         (VERSION, VERSION.replace("Mapped[int]", "Mapped[int | None]"), "`NOT NULL`"),
         (MAPPER_ARGS, '\n    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}\n',
          "version 1 for the new event, 2 once it was changed"),
+        (  # the ORM counts from 1, but rows inserted without it (a migration's, a script's) have no version
+            VERSION, "    version: Mapped[int] = mapped_column()\n", 'Did you give the column `server_default="1"`',
+        ),
+        (VERSION, VERSION.replace('"1"', '"0"'), "an event inserted without the ORM (by a migration, say) has version 1"),
     ],
-    ids=["no-column", "no-mapper-args", "nullable", "no-generator"],
+    ids=["no-column", "no-mapper-args", "nullable", "no-generator", "no-server-default", "server-default-0"],
 )
 def test_wrong_locking_fails(project, old, new, expected):
     assert_rejected(project(CHAPTER).edit(MODELS, old, new).check("ex4"), expected)
@@ -353,8 +384,16 @@ def test_migration_alternative_passes(project):
          '    op.drop_index("ix_bookings_email", table_name="bookings")\n', "    pass\n",
          "for each index in `downgrade()`"),
         ('down_revision = "0003_event_version"', 'down_revision = "0002_venue_slug"', "Did you keep the given revision ids?"),
+        (  # SQLite and PostgreSQL drop it by name alone; MySQL (`--sql`) and batch mode need the table
+            'op.drop_index("ix_events_venue_id", table_name="events")', 'op.drop_index("ix_events_venue_id")',
+            "`DROP INDEX ix_events_venue_id ON events`",
+        ),
+        ('table_name="bookings"', 'table_name="events"', 'op.drop_index("ix_bookings_email", table_name="bookings")'),
+        (  # a column that is not there: the database refuses, and the check says so (a FAIL, not a fault of the check)
+            '"bookings", ["email"]', '"bookings", ["mail"]', "`upgrade()` runs on the schema as migration 0003 leaves it",
+        ),
     ],
-    ids=["composite", "name", "one-missing", "no-downgrade", "revision"],
+    ids=["composite", "name", "one-missing", "no-downgrade", "revision", "no-table-name", "other-table", "no-column"],
 )
 def test_wrong_migrations_fail(project, old, new, expected):
     assert_rejected(project(CHAPTER).edit(MIGRATION, old, new).check("ex5"), expected)
@@ -383,3 +422,62 @@ def test_given_files_change_only_what_the_chapter_adds():
         ours = cells[path].splitlines()
         gone = {line for line in start[path].splitlines() if line not in ours}
         assert gone == replaced.get(path, set()), f"{path}: {sorted(gone)}"
+
+
+# --- dbkit: the helpers chapter 05 added -------------------------------------------------------------------
+
+TOUR = Chapter("checkers.chapters.ch98_dbkit_performance_tour", "dbkit's chapter-05 helpers, each once")
+TOUR.name = CHAPTER  # chapter 05's files, so that its ex1 counts as attempted
+tour = TOUR.exercise("dbkit's performance helpers")
+
+
+@tour.step("seeding, sessions that race, an extra relationship, migrations, indexes and plans answer as documented")
+def _tour(t, state):
+    models = t.module("tickethub.models")
+    Event, Booking = t.get(models, "Event"), t.get(models, "Booking")
+    dbkit.add_relationship(t, Event, "tour_bookings", Booking, "event_id")
+    check = dbkit.check_app(t, "events")
+    assert "version" in dbkit.columns(t, "events") and "email" in dbkit.columns(t, "bookings")
+    venues = dbkit.venues(t, ["Leeds", "York"])
+    assert [v["city"] for v in venues] == ["Leeds", "York"] and len({v["name"] for v in venues}) == 2, venues
+    events = dbkit.events(t, [venues[0]["id"], None], [3, 0])
+    assert [len(e["seats"]) for e in events] == [3, 0] and dbkit.count(t, "bookings", event_id=events[0]["id"]) == 3
+    row = dbkit.one(t, "events", events[0]["id"])
+    assert (row["seats_left"], row["version"]) == (events[0]["capacity"] - sum(events[0]["seats"]), 1), row
+    with dbkit.app_context(t, check.app), dbkit.recording(t, check.engine) as seen:
+        shot = dbkit.snapshot(t, check.session.get(Event, events[0]["id"]), {"tour_bookings": ["seats"]})
+    assert sorted(b["seats"] for b in shot["tour_bookings"]) == sorted(events[0]["seats"]) and len(seen.sql) == 2, seen.sql
+    first, second = dbkit.race(t, check.engine, Event, events[0]["id"], {"name": "A"}, {"name": "B"})
+    assert first is None and second.isa("StaleDataError") and dbkit.one(t, "events", events[0]["id"])["name"] == "A"
+    assert dbkit.race(t, check.engine, Event, events[0]["id"], {"name": "C"}) == [None]
+    migration = t.load("tour_0004_indexes", "migrations/versions/0004_indexes.py")
+    email = ("SELECT id FROM bookings WHERE email = :email", {"email": "ada@example.com"})
+    assert dbkit.uses(dbkit.plan(t, *email), "ix_bookings_email"), "create_all made the models' indexes"
+    assert dbkit.migrate(t, migration, "downgrade") is None
+    assert not {"ix_bookings_email", "ix_events_venue_id"} & set(dbkit.indexes(t, "bookings", "events"))
+    assert not dbkit.uses(dbkit.plan(t, *email), "ix_bookings_email")
+    assert dbkit.migrate(t, migration, "upgrade") is None
+    found = dbkit.indexes(t, "bookings", "events")
+    assert (found["ix_bookings_email"], found["ix_events_venue_id"]) == (("bookings", ["email"]), ("events", ["venue_id"]))
+    assert all(table in ("bookings", "events") for table, _ in found.values()), found
+    again = dbkit.migrate(t, migration, "upgrade")
+    assert isinstance(again, dbkit.Refusal) and "ix_bookings_email" in again.message, again
+    assert dbkit.migration_sql(t, migration, "downgrade") == [
+        "DROP INDEX ix_events_venue_id ON events", "DROP INDEX ix_bookings_email ON bookings"]
+    assert dbkit.migration_sql(t, migration, "upgrade", "postgresql") == [
+        "CREATE INDEX ix_bookings_email ON bookings (email)", "CREATE INDEX ix_events_venue_id ON events (venue_id)"]
+
+
+def test_dbkit_performance_helpers_answer_as_documented(project, monkeypatch):
+    """Does each helper chapter 05 added to dbkit work across the boundary, on the reference project?"""
+    monkeypatch.setitem(sys.modules, TOUR.module, types.SimpleNamespace(chapter=TOUR))
+    request = {"module": TOUR.module, "exercise": "ex1", "project": str(project(CHAPTER).root), "seed": 1}
+    assert_outcome(Result.from_dict(sandbox.run_forked(request)), Outcome.PASS)
+
+
+def test_dbkit_sql_for_feedback():
+    """Do plans and SQL read the same on SQLite and PostgreSQL in feedback?"""
+    assert dbkit.excerpt("SELECT a, b FROM events WHERE id = %(id_1)s::INTEGER") == "SELECT … FROM events WHERE id = ?"
+    assert dbkit.excerpt("DELETE FROM t WHERE x = " + "1" * 200, 20) == "DELETE FROM t WHERE…"
+    assert dbkit.uses(["SEARCH bookings USING INDEX ix_bookings_email (email=?)"], "ix_bookings_email")
+    assert not dbkit.uses(["Index Scan using ix_bookings_email_2 on bookings"], "ix_bookings_email")

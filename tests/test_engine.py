@@ -90,9 +90,9 @@ def test_kernel_state_cannot_change_a_result(project, monkeypatch):
     p = project(CHAPTER).edit(WARMUP, "count = sum(", "count = len(items) or sum(")
     import flask
 
-    import checkers.engine.checking
+    import checkers.engine.judge
 
-    monkeypatch.setattr(checkers.engine.checking.Checker, "require", lambda *args, **kwargs: None)
+    monkeypatch.setattr(checkers.engine.judge.Checker, "require", lambda *args, **kwargs: None)
     monkeypatch.setattr(flask.Flask, "test_client", None)
     monkeypatch.syspath_prepend(str(p.root))
     workspace.fresh_import("tickethub")  # the kernel holds the learner's package, soon stale
@@ -123,6 +123,14 @@ def test_spawned_fallback_gives_the_same_outcomes(project, monkeypatch):
     assert_outcome(Result.from_dict(server.run_spawned(request)), Outcome.PASS)
     p.edit(WARMUP, "print('debugging', name)", "raise KeyError('seat')")
     assert_outcome(Result.from_dict(server.run_spawned(request)), Outcome.ERROR, f"{WARMUP}, line {GREET_LINE}")
+
+
+def test_spawned_probes_work(project, monkeypatch):
+    """Without fork, do the course's probes (which run beside the learner's code) still answer?"""
+    monkeypatch.setenv("TICKETHUB_NO_FORK", "1")
+    p = project("01-project-structure")
+    request = {"module": p.module, "exercise": "ex1", "project": str(p.root), "seed": 7}
+    assert_outcome(Result.from_dict(server.run_spawned(request)), Outcome.PASS)  # its last step is a probe
 
 
 def test_a_correct_answer_that_prints_passes(project):

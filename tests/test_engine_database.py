@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from checkers.engine import databases, sandbox
-from checkers.engine.checking import Checker
+from checkers.engine.judge import Checker
 from checkers.engine.learner import probe
 from checkers.notebook.api import Chapter
 from checkers.engine.outcomes import Outcome, Result
@@ -42,7 +42,7 @@ def _fail_after_locking(t, state):
 def _checker(tmp_path) -> Checker:
     project = tmp_path / "project"
     project.mkdir(exist_ok=True)
-    return Checker(project, random.Random(1))
+    return Checker(None, project, tmp_path, random.Random(1))  # no learner process: databases only
 
 
 def test_sqlite_in_the_scratch_folder_by_default(tmp_path, monkeypatch):

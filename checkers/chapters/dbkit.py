@@ -375,6 +375,111 @@ def interleave(t, engine, *ops, before: str = WRITES):
     return _watching(t, t.probe(_listen, engine, t.database_url(), before, list(ops)))
 
 
+# --- columns, indexes, plans and migrations (chapter 05) ---------------------------------------------
+
+
+def columns(t, table_name: str) -> list[str]:
+    """The names of a table's columns (the learner's table, the check's own, or as the database describes it)."""
+    return _answer(t, t.probe(_columns, t.database_url(), table_name), f"the check reads the table `{table_name}`")
+
+
+def race(t, engine, model, key, *changes: dict) -> list:
+    """Sessions of their own on `engine`, one per change, all read the row `key` of `model` first (two requests
+    at once); then each in turn sets its change's attributes and commits. For each: None, or what its commit
+    raised (a `Refusal`, `StaleDataError` say; rolled back). The learner's own errors escape."""
+    return [Refusal.of(answer) for answer in
+            _answer(t, t.probe(_race, engine, model, key, [dict(c) for c in changes]),
+                    f"sessions of the check's own read row {key} of `{getattr(model, '_label', model)}` and change it")]
+
+
+def migrate(t, module, function: str = "upgrade") -> Refusal | None:
+    """Run a migration's `upgrade()` or `downgrade()` (`module`: a handle from `t.load`) on the check's database,
+    Alembic's `op` bound to one transaction of the check's own connection: None, or what the database refused."""
+    return Refusal.of(t.probe(_migrate, t.database_url(), module, function))
+
+
+def migration_sql(t, module, function: str = "upgrade", dialect: str = "mysql"):
+    """The statements a migration's function sends to a `dialect` database, as Alembic's offline mode
+    (`flask db upgrade --sql`) writes them, each on one line; or a `Refusal` when it cannot write them."""
+    return _answer(t, t.probe(_migration_sql, module, function, dialect), "", refusable=True)
+
+
+def indexes(t, *tables: str) -> dict:
+    """The indexes of these tables, as the database's own catalogue lists them, on a new connection:
+    {name: (table, [columns])}. (Asked directly: SQLAlchemy's inspector is slow to start on PostgreSQL.)"""
+    found = {}
+    for name, table_name, column in query(t, INDEXES[t.database_url().startswith("sqlite")], fresh=True):
+        if table_name in tables:
+            found.setdefault(name, (table_name, []))[1].append(column)
+    return found
+
+
+def plan(t, sql: str, params: dict | None = None) -> list[str]:
+    """How the database would run `sql`, a line per step: SQLite's `EXPLAIN QUERY PLAN`, or PostgreSQL's `EXPLAIN`
+    with sequential scans priced out for that one transaction (`enable_seqscan = off`: on a check's tiny tables,
+    PostgreSQL rightly prefers to read the table whole). Asked on a new connection: an SQLite connection that
+    explained a statement before may repeat its old plan after an index was added or dropped."""
+    return _answer(t, t.probe(_plan, t.database_url(), sql, params or {}), "the database explains a query")
+
+
+def uses(plan_lines: list[str], name: str) -> bool:
+    """Does a plan (from `plan`) name `name`, an index, as a word?"""
+    return any(re.search(rf"\b{re.escape(name)}\b", line) for line in plan_lines)
+
+
+def add_relationship(t, model, name: str, target, foreign_key: str) -> None:
+    """Give the learner's `model` a lazy, read-only relationship of the check's own, `name`, to the `target` rows whose
+    `foreign_key` column holds its primary key: one that no query of the learner's loads, to see what touching it does
+    (a query, or `raiseload`'s refusal). Add it before the first query, so that loader options such as `raiseload("*")`
+    see it like any other relationship."""
+    t.probe(_add_relationship, model, name, target, foreign_key)
+
+
+INDEXES = {  # (index, table, column) rows, in each index's column order; keyed by "is it SQLite?"
+    True: "SELECT m.name, m.tbl_name, c.name FROM sqlite_master AS m, pragma_index_info(m.name) AS c "
+          "WHERE m.type = 'index' ORDER BY m.name, c.seqno",
+    False: "SELECT i.relname, t.relname, a.attname FROM pg_index AS x JOIN pg_class AS i ON i.oid = x.indexrelid "
+           "JOIN pg_class AS t ON t.oid = x.indrelid JOIN pg_namespace AS n ON n.oid = t.relnamespace "
+           "JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, position) ON true "
+           "JOIN pg_attribute AS a ON a.attrelid = t.oid AND a.attnum = k.attnum "
+           "WHERE n.nspname = current_schema() ORDER BY i.relname, k.position",
+}
+
+
+# --- TicketHub's data, for the checks of the data chapters --------------------------------------------
+
+
+def venues(t, cities: list[str]) -> list[dict]:
+    """A venue per city, each with a new one-word name, committed through the check's own connection; with their ids."""
+    names: set[str] = set()
+    while len(names) < len(cities):
+        names.add(t.word().title())
+    rows = [{"name": name, "city": city, "capacity": t.rng.randrange(100, 5000)}
+            for name, city in zip(t.rng.sample(sorted(names), len(cities)), cities)]
+    return [{**row, "id": id_} for row, id_ in zip(rows, insert(t, "venues", *rows))]
+
+
+def events(t, venue_ids: list, bookings: list[int]) -> list[dict]:
+    """An event per venue id (None: no venue) with `bookings[i]` bookings of 1 to 4 seats, committed through the check's
+    own connection (`version` 1, if the table counts versions); the rows with their `id` and their bookings' `seats`."""
+    seats = [[t.rng.randrange(1, 5) for _ in range(n)] for n in bookings]
+    version = {"version": 1} if "version" in columns(t, "events") else {}
+    rows = [{"name": t.word("Gig ").title(), "capacity": (c := t.rng.randrange(40, 200)), "seats_left": c - sum(taken),
+             "venue_id": venue, **version} for venue, taken in zip(venue_ids, seats)]
+    ids = insert(t, "events", *rows)
+    booked = [{"event_id": id_, "email": f"{t.word()}{n}@example.com", "seats": s}
+              for id_, taken in zip(ids, seats) for n, s in enumerate(taken)]
+    if booked:
+        insert(t, "bookings", *booked)
+    return [{**row, "id": id_, "seats": taken} for row, id_, taken in zip(rows, ids, seats)]
+
+
+def excerpt(sql: str, limit: int = 110) -> str:
+    """SQL for feedback: each placeholder `?` (PostgreSQL's `%(name)s::TYPE` too), the selected columns `…`, cut short."""
+    sql = re.sub(r"^SELECT .+? FROM ", "SELECT … FROM ", re.sub(r"%\(\w+\)s(::[A-Z]+(\(\d+\))?)?", "?", sql))
+    return sql if len(sql) <= limit else sql[: limit - 1] + "…"
+
+
 # --- the learner's side: probes --------------------------------------------------------------------
 # Per-check state lives in these globals: each check's learner process is new.
 
@@ -782,6 +887,90 @@ def _unlisten(token):
     sa.event.remove(engine, "before_cursor_execute", hook)
     return state
 
+
+@probe
+def _columns(url, name):
+    try:
+        return {"ok": [str(c) for c in table(url, name).c.keys()]}
+    except sa.exc.SQLAlchemyError as error:
+        return {"refused": refused(error)}
+
+
+@probe
+def _add_relationship(model, name, target, foreign_key):
+    if name not in sa.inspect(model).relationships:
+        key = sa.inspect(model).primary_key[0]
+        setattr(model, name, relationship(target, viewonly=True, lazy="select",
+                                          primaryjoin=key == sa.orm.foreign(getattr(target, foreign_key))))
+
+
+@probe
+def _race(engine, model, key, changes):
+    sessions = [sa.orm.Session(engine) for _ in changes]
+    try:
+        rows = [session.get(model, key) for session in sessions]
+        if any(row is None for row in rows):
+            return {"refused": refused(LookupError(f"no row {key!r} of {getattr(model, '__name__', model)}"))}
+        answers = []
+        for session, row, change in zip(sessions, rows, changes):
+            for name, value in change.items():
+                setattr(row, name, value)
+            try:
+                session.commit()
+                answers.append(None)
+            except sa.exc.SQLAlchemyError as error:  # StaleDataError, say
+                session.rollback()
+                answers.append(refused(error))
+        return {"ok": answers}
+    except sa.exc.SQLAlchemyError as error:  # a model SQLAlchemy cannot map or read
+        return {"refused": refused(error)}
+    finally:
+        for session in sessions:
+            session.close()
+
+
+def _operations(connection=None, **options):
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    return Operations.context(MigrationContext.configure(connection, **options))
+
+
+@probe
+def _migrate(url, module, function):
+    try:
+        with connection(url).begin() as conn, _operations(conn):
+            getattr(module, function)()
+    except sa.exc.SQLAlchemyError as error:  # an index on a column or table that is not there, say
+        return refused(error)
+    return None
+
+
+@probe
+def _migration_sql(module, function, dialect):
+    import io
+
+    written = io.StringIO()
+    try:
+        with _operations(dialect_name=dialect, opts={"as_sql": True, "output_buffer": written}):
+            getattr(module, function)()
+    except Exception as error:  # noqa: BLE001 — what offline mode cannot write (the online run came first)
+        return {"refused": refused(error)}
+    return {"ok": [" ".join(s.split()) for s in written.getvalue().split(";") if s.strip()]}
+
+
+@probe
+def _plan(url, sql, params):
+    try:
+        with connection(url, fresh=True).begin() as conn:
+            if conn.dialect.name == "sqlite":
+                return {"ok": [row[3] for row in conn.execute(sa.text("EXPLAIN QUERY PLAN " + sql), params)]}
+            conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
+            return {"ok": [row[0] for row in conn.execute(sa.text("EXPLAIN " + sql), params)]}
+    except sa.exc.SQLAlchemyError as error:
+        return {"refused": refused(error)}
+
+
 # --- warming up the check server ---------------------------------------------------------------------
 
 
@@ -826,3 +1015,46 @@ def warm_up() -> None:
     if os.environ.get("DATABASE_URL", "").startswith(("postgresql", "postgres:")):
         importlib.import_module("psycopg")
         importlib.import_module("sqlalchemy.dialects.postgresql.psycopg")
+
+
+def warm_up_performance() -> None:
+    """Run what chapter 05's checks use once in the check server: loader options and `raiseload`, a version
+    counter (`version_id_col`), a report in `text()`, Alembic's operations (online and offline) and a query plan."""
+    import io
+
+    from alembic import op
+    from sqlalchemy.orm import Session, joinedload, raiseload, selectinload
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Parent(Base):
+        __tablename__ = "parent"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        name: Mapped[str] = mapped_column(sa.String(20))
+        version: Mapped[int] = mapped_column(server_default="1")
+        children: Mapped[list["Child"]] = relationship(back_populates="parent")
+        __mapper_args__ = {"version_id_col": version}
+
+    class Child(Base):
+        __tablename__ = "child"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("parent.id"), index=True)
+        parent: Mapped[Parent | None] = relationship(back_populates="children")
+
+    engine = sa.create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        session.add(Parent(name="a", children=[Child(), Child()]))
+        session.commit()
+        session.execute(sa.select(Parent).options(selectinload(Parent.children), raiseload("*"))).scalar_one().name = "b"
+        session.commit()
+        session.execute(sa.select(Child).options(joinedload(Child.parent))).scalars().all()
+        session.execute(sa.text("SELECT count(*) AS n FROM child WHERE parent_id = :p"), {"p": 1}).mappings().all()
+    with engine.begin() as conn, _operations(conn):
+        op.create_index("ix_child_id", "child", ["id"])
+        op.drop_index("ix_child_id", table_name="child")
+        conn.execute(sa.text("EXPLAIN QUERY PLAN SELECT id FROM child WHERE parent_id = 1")).all()
+    with _operations(dialect_name="mysql", opts={"as_sql": True, "output_buffer": io.StringIO()}):
+        op.drop_index("ix_child_id", table_name="child")
+    engine.dispose()

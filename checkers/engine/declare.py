@@ -124,11 +124,10 @@ class Chapter:
 
     exercise_class = Exercise
 
-    def __init__(self, module: str, title: str, legacy: bool = False):
+    def __init__(self, module: str, title: str):
         self.module = module
         self.name = chapter_name(module)
         self.title = title
-        self.legacy = legacy  # steps written before the judge/learner boundary: all run beside the learner's code
         self.exercises: list[Exercise] = []
         self.warm_ups: list = []
 

@@ -1,7 +1,7 @@
 """What the learner's code did wrong, told in a sentence and with the learner's own line.
 
-Used where the learner's code runs (the learner's process, and the legacy runner); the
-judge only ever sees the text these functions make.
+Used in the learner's process, where the learner's code runs; the judge only ever sees
+the text these functions make.
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from ..paths import SCRUBBED_ENV
-from . import checking, wire
+from . import wire
 from .faults import CheckTimeout, LearnerExit, describe, learner_frame, message, one_line, safe_repr
 from .workspace import IGNORED
 
@@ -165,11 +165,6 @@ class Learner:
             "query": request.query_string.decode("latin-1"),
         }
 
-    def op_legacy(self, module: str, key: str, seed: int) -> dict:
-        """Run a chapter not yet written for the boundary, all of it in this process."""
-        chapter = importlib.import_module(module).chapter
-        return checking.run_legacy(chapter, key, self.project, seed)
-
 
 def facts(value) -> dict:
     """What the judge may know about an object without holding it."""
@@ -284,4 +279,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # run as the package's module, not as __main__: `@probe` registers into that module's PROBES
+    importlib.import_module("checkers.engine.learner").main()

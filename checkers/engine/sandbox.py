@@ -62,27 +62,13 @@ def judge_check(request: dict, scratch: Path) -> dict:
     # the seed is drawn after the learner's process exists, so it never holds a copy of it
     seed = seed if isinstance(seed, int) else secrets.randbelow(2**32)
     try:
-        if chapter.legacy:
-            result = _legacy(chapter, request["exercise"], seed, channel)
-        else:
-            t = judge.Checker(channel, project, scratch, random.Random(seed))
-            result = judge.run(chapter, request["exercise"], t)
+        t = judge.Checker(channel, project, scratch, random.Random(seed))
+        result = judge.run(chapter, request["exercise"], t)
         result.seed = seed
         return result.to_dict()
     finally:
         stop_learner(pid)
         databases.clean_up()
-
-
-def _legacy(chapter, key: str, seed: int, channel: judge.Channel) -> Result:
-    answer = channel.ask("legacy", ["L", [chapter.module, key, seed]], 0)
-    if "ok" not in answer:
-        raise judge.LearnerGone("the legacy check did not answer")
-    return Result.from_dict(_plain(answer["ok"]))
-
-
-def _plain(data):
-    return wire.decode(data, lambda ident, info: None)
 
 
 def start_learner(project: Path, scratch: Path):

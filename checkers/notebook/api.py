@@ -66,8 +66,8 @@ class Chapter(declare.Chapter):
 
     exercise_class = Exercise
 
-    def __init__(self, module: str, title: str, legacy: bool = False):
-        super().__init__(module, title, legacy)
+    def __init__(self, module: str, title: str):
+        super().__init__(module, title)
         self.root: Path | None = None
 
     def setup(self) -> None:
