@@ -78,22 +78,23 @@ def setup() -> None:
     say("setup complete")
 
 
+def install_once(stamp: Path, requirements: str, what: str) -> None:
+    """Install a requirements file into .venv, unless it was installed as it is now."""
+    done, wanted = current(stamp, requirements)
+    if not done:
+        say(f"installing {what} ({requirements})")
+        pip_install("-r", requirements)
+        stamp.write_text(wanted + "\n")
+
+
 def setup_site() -> None:
     """Install what builds the website (Sphinx, MyST-NB, the theme), unless it is current."""
-    done, wanted = current(SITE_STAMP, "requirements-site.txt")
-    if not done:
-        say("installing the website's packages (requirements-site.txt)")
-        pip_install("-r", "requirements-site.txt")
-        SITE_STAMP.write_text(wanted + "\n")
+    install_once(SITE_STAMP, "requirements-site.txt", "the website's packages")
 
 
 def setup_tests() -> None:
     """Install the test-only packages, and chromium where we may (root, with apt-get)."""
-    done, wanted = current(TEST_STAMP, "requirements-test.txt")
-    if not done:
-        say("installing the test-only packages (requirements-test.txt)")
-        pip_install("-r", "requirements-test.txt")
-        TEST_STAMP.write_text(wanted + "\n")
+    install_once(TEST_STAMP, "requirements-test.txt", "the test-only packages")
     setup_site()  # tests/test_site.py builds the website
     if CHROMIUM.exists():
         return
