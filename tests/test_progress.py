@@ -160,3 +160,15 @@ def test_dashboards_import_no_chapter(tmp_path):
     count, rest = done.stdout.split(" ", 1)
     assert int(count) == sum(len(workspace.checkpoint(c)["exercises"]) for c in workspace.chapters())
     assert rest.strip() == "Warm-up: routes, request data and JSON []"
+
+
+def test_progress_is_found_from_the_repository_root_and_from_a_project(tmp_path, monkeypatch):
+    """Does `dashboard()` read the notebooks' progress from the repository root and from inside a project?"""
+    monkeypatch.setattr(checkers.notebook.progress, "_notebook_dir", None)
+    notebooks = tmp_path / "notebooks"
+    monkeypatch.chdir(notebooks.mkdir() or notebooks)
+    progress.record("00-welcome", "ex1", "PASS")
+    for where in (tmp_path, notebooks, notebooks / "work" / "00-welcome"):
+        where.mkdir(parents=True, exist_ok=True)
+        monkeypatch.chdir(where)
+        assert progress.load() == {"00-welcome": {"ex1": "PASS"}}, where

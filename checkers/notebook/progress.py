@@ -33,8 +33,18 @@ _notebook_dir: Path | None = None
 
 
 def notebook_dir() -> Path:
-    """The folder of the running notebook, as the chapter's setup recorded it (else the current one)."""
-    return _notebook_dir or Path.cwd()
+    """The notebooks' folder: as a chapter's setup recorded it, else found from the current folder.
+
+    Found means: the current folder, or its `notebooks/` (the repository's root), or the
+    nearest folder above that has progress (a chapter's project folder), in that order.
+    """
+    if _notebook_dir is not None:
+        return _notebook_dir
+    here = Path.cwd()
+    for folder in (here, here / "notebooks", *here.parents):
+        if (folder / workspace.WORK / FILE).is_file():
+            return folder
+    return here
 
 
 def record_notebook_dir(folder: Path) -> None:
