@@ -316,7 +316,7 @@ def test_chapter_in_the_browser(page, index, chapter):
     learner = page.evaluate("path => th.open(path)", f"notebooks/{chapter}.ipynb")
     assert page.evaluate("id => th.runAll(id)", learner), "Run All stopped at an error"
     for check_id in checks:  # outputs render a moment after the kernel's reply
-        found = wait_for(page, learner, check_id, "c.results.length || c.output.includes('Error')")
+        found = wait_for(page, learner, check_id, "c.results.length || c.output.includes('Traceback')")
         assert found["results"] == ["tickethub-not_attempted"], f"{check_id}: {found['output']}"
     dashboard = wait_for(page, learner, "progress",
                          "Object.values(c.badges).every(b => b === 'tickethub-not_attempted')")
@@ -341,7 +341,7 @@ def test_chapter_in_the_browser(page, index, chapter):
     solution = page.evaluate("path => th.open(path)", f"solutions/{chapter}.ipynb")
     assert page.evaluate("id => th.runAll(id)", solution), "Run All stopped at an error"
     for check_id in checks:  # outputs render a moment after the kernel's reply
-        found = wait_for(page, solution, check_id, "c.results.length || c.output.includes('Error')")
+        found = wait_for(page, solution, check_id, "c.results.length || c.output.includes('Traceback')")
         assert found["results"] == ["tickethub-pass"], f"{check_id}: {found['output']}"
 
     screenshots(page, chapter, [

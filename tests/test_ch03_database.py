@@ -16,7 +16,7 @@ CHAPTER = "03-database"
 MODELS = "tickethub/models.py"
 EVENTS = "tickethub/events/services.py"
 PAGINATION = "tickethub/pagination.py"
-ERRORS = "tickethub/errors.py"
+VENUES = "tickethub/venues/services.py"
 BOOKINGS = "tickethub/bookings/services.py"
 CONFIG = "tickethub/config.py"
 
@@ -27,12 +27,22 @@ POSTGRES_WRONG_ANSWERS = [
     # looks for a duplicate instead of letting the unique constraint decide: loses the staged race
     ("ex5", BOOKINGS, "    event.seats_left -= seats\n    booking = Booking(event=event, email=email, seats=seats)\n"
      "    db.session.add(booking)\n    try:\n        db.session.commit()  # one commit: the new seat count and the "
-     "booking, together\n    except IntegrityError:\n        db.session.rollback()  # undo both, and make the session "
-     "usable again\n        raise AlreadyBooked(email) from None\n",
+     "booking, together\n    except IntegrityError as error:\n        db.session.rollback()  # undo both, and make the "
+     "session usable again\n        if violated_constraint(error) == \"uq_bookings_event_id_email\":\n"
+     "            raise AlreadyBooked(email) from None\n        raise  # any other broken rule is a bug: let it be logged, as a 500\n",
      "    if db.session.execute(db.select(Booking).filter_by(event_id=event_id, email=email)).first():\n"
      "        raise AlreadyBooked(email)\n    event.seats_left -= seats\n"
      "    booking = Booking(event=event, email=email, seats=seats)\n    db.session.add(booking)\n    db.session.commit()\n",
      "Did you look for an existing booking first?"),
+    # every IntegrityError is a duplicate: a NOT NULL bug becomes AlreadyBooked (psycopg's report, not SQLite's)
+    ("ex5", BOOKINGS, '        if violated_constraint(error) == "uq_bookings_event_id_email":\n', "        if True:\n",
+     "Do you raise `AlreadyBooked` for every `IntegrityError`?"),
+    # every unique violation is a duplicate: the check's other unique rule becomes AlreadyBooked
+    ("ex5", BOOKINGS, '        if violated_constraint(error) == "uq_bookings_event_id_email":\n',
+     '        if type(error.orig).__name__ == "UniqueViolation" or "UNIQUE" in str(error.orig):\n',
+     "Do you raise `AlreadyBooked` for every `IntegrityError`?"),
+    ("ex4", VENUES, '        if (violated_constraint(error) or "").startswith("uq_venues_"):\n', "        if True:\n",
+     "Do you raise `VenueNameTaken` for every `IntegrityError`?"),
     # fine on SQLite, where the option exists; psycopg refuses it
     ("ex6", CONFIG, 'SQLALCHEMY_ENGINE_OPTIONS = {}  #',
      'SQLALCHEMY_ENGINE_OPTIONS = {"connect_args": {"check_same_thread": False}}  #',
@@ -384,60 +394,101 @@ def test_wrong_pagination_fails(project, old, new, expected):
     assert_rejected(project(CHAPTER).edit(PAGINATION, old, new).check("ex3"), expected)
 
 
-# --- exercise 4: 409 on a unique violation ---------------------------------------------------------
+def test_violated_constraint_names_each_broken_rule_on_sqlite(learner_package):
+    """Does the given `violated_constraint` name a UNIQUE pair and a CHECK as the naming convention does, and give
+    None for a NOT NULL and a foreign key, about which SQLite says nothing of a name? (PostgreSQL: the checks.)"""
+    tickethub = learner_package(CHAPTER, "solution")
+    from sqlalchemy.exc import IntegrityError
+    from tickethub.db import db, violated_constraint
+    from tickethub.models import Booking, Event, Venue
 
-HANDLER = '''    @app.errorhandler(IntegrityError)
-    def integrity_error(error):
-        # the failed transaction must be rolled back before this session can be used again
-        db.session.rollback()
-        # the database's own message names tables, columns and values: never send it
-        return http_error(Conflict("That conflicts with data that already exists (a name must be unique, for example)."))
+    app = tickethub.create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://", "SQLALCHEMY_ENGINE_OPTIONS": {}})
+    seen = []
+    with app.app_context():
+        db.create_all()
+        event = Event(name="Gig", capacity=5, seats_left=5)
+        db.session.add_all([event, Venue(name="Hall", city="Leeds", capacity=9)])
+        db.session.commit()
+        db.session.add(Booking(event_id=event.id, email="a@example.com", seats=1))
+        db.session.commit()
+        for broken in (lambda: db.session.add(Booking(event_id=event.id, email="a@example.com", seats=1)),
+                       lambda: db.session.add(Venue(name="Hall", city="York", capacity=9)),
+                       lambda: setattr(db.session.get(Event, event.id), "seats_left", -1),
+                       lambda: db.session.add(Venue(name=None, city="York", capacity=9)),
+                       lambda: db.session.add(Booking(event_id=10**6, email="b@example.com", seats=1))):
+            broken()
+            with pytest.raises(IntegrityError) as caught:
+                db.session.commit()
+            db.session.rollback()
+            seen.append(violated_constraint(caught.value))
+    assert seen == ["uq_bookings_event_id_email", "uq_venues_name", "ck_events_seats_left_not_negative", None, None]
+
+
+# --- exercise 4: a taken name is a 409, any other broken rule a logged 500 ------------------------------
+
+COMMIT = '''    try:
+        db.session.commit()
+    except IntegrityError as error:
+        db.session.rollback()  # the failed transaction is over; the session can work again
+        # a unique rule of venues (the name; chapter 04 adds a slug made from it) is a taken name
+        if (violated_constraint(error) or "").startswith("uq_venues_"):
+            raise VenueNameTaken(name) from None
+        raise  # anything else is a bug: Flask logs it, the visitor gets a 500
+    return venue
+'''
+NAME_RULE = '''        if (violated_constraint(error) or "").startswith("uq_venues_"):
 '''
 
 
-def test_conflict_alternative_passes(project):
-    """Is a handler that builds its own JSON with `jsonify` accepted?"""
-    p = project(CHAPTER).edit(ERRORS, HANDLER, '''    @app.errorhandler(IntegrityError)
-    def conflict(error):
-        db.session.rollback()
-        return jsonify(code=409, error="Conflict", message="This would duplicate something unique."), 409
-''').edit(ERRORS, "from flask import request", "from flask import jsonify, request")
-    assert_outcome(p.check("ex4"), Outcome.PASS)
+@pytest.mark.parametrize("condition", [
+    '        if violated_constraint(error) == "uq_venues_name":\n',
+    # reads what each database gives, without the helper
+    '        orig = error.orig\n'
+    '        if "venues.name" in str(orig) or getattr(getattr(orig, "diag", None), "constraint_name", None) == "uq_venues_name":\n',
+])
+def test_venue_alternatives_pass(project, condition):
+    """Are the exact constraint name, and a test of each database's own report, accepted?"""
+    assert_outcome(project(CHAPTER).edit(VENUES, NAME_RULE, condition).check("ex4"), Outcome.PASS)
 
 
 @pytest.mark.parametrize(
-    ("new", "expected"),
+    ("old", "new", "expected"),
     [
-        (  # no rollback
-            HANDLER.replace("        db.session.rollback()\n", ""),
-            "Did you call `db.session.rollback()` in the handler?",
-        ),
-        (  # the database's message, sent to the visitor
-            HANDLER.replace('Conflict("That conflicts with data that already exists (a name must be unique, for example).")',
-                            "Conflict(str(error))"),
-            "Did you send `str(error)`?",
-        ),
-        (HANDLER.replace("Conflict(", "BadRequest("), "answered 400"),
-        (  # a plain-text answer
-            HANDLER.replace('return http_error(Conflict("That conflicts with data that already exists (a name must be unique, for example)."))',
-                            'return "conflict", 409'),
-            "`Content-Type: text/html",
-        ),
-        ("", "the `IntegrityError` reached Flask unhandled"),
+        # every IntegrityError becomes "name taken": the NOT NULL bug is answered 409
+        (NAME_RULE, "        if True:\n", "Do you raise `VenueNameTaken` for every `IntegrityError`?"),
+        # a taken name is not mapped: it escapes, a 500
+        (NAME_RULE, '        if violated_constraint(error) == "venues.name":\n', "raise `VenueNameTaken` when"),
+        # no rollback before raising the domain error
+        ("        db.session.rollback()  # the failed transaction is over; the session can work again\n", "",
+         "Did you call `db.session.rollback()` before raising `VenueNameTaken`?"),
+        # another broken rule is swallowed into a 422 instead of escaping
+        ("        raise  # anything else is a bug: Flask logs it, the visitor gets a 500\n",
+         '        raise InvalidVenue({"name": "Try again."}) from None\n', "answers 500"),
+        # another broken rule is swallowed into a 409 of its own
+        ("        raise  # anything else is a bug: Flask logs it, the visitor gets a 500\n",
+         "        raise VenueNameTaken(name) from None\n", "Do you raise `VenueNameTaken` for every `IntegrityError`?"),
+        # flushed, never committed
+        ("        db.session.commit()\n    except IntegrityError", "        db.session.flush()\n    except IntegrityError",
+         "Do you `db.session.commit()` before returning?"),
+        ("a 500\n    return venue\n", "a 500\n", "Do you `return venue` after the commit?"),
     ],
 )
-def test_wrong_conflict_handlers_fail(project, new, expected):
-    p = project(CHAPTER).edit(ERRORS, HANDLER, new)
-    if "BadRequest" in new:
-        p.edit(ERRORS, "import Conflict,", "import BadRequest, Conflict,")
-    assert_rejected(p.check("ex4"), expected)
+def test_wrong_venue_services_fail(project, old, new, expected):
+    assert_rejected(project(CHAPTER).edit(VENUES, old, new).sweep("ex4"), expected)
+
+
+def test_the_starter_still_answers_a_taken_name_with_an_error(project):
+    """Does a service that commits without a `try` (the escaped `IntegrityError` of the name) fail the 409 step?"""
+    p = project(CHAPTER).edit(VENUES, COMMIT, "    db.session.commit()\n    return venue\n")
+    assert_rejected(p.check("ex4"), "raise `VenueNameTaken` when")
 
 
 # --- exercise 5: the booking transaction ---------------------------------------------------------
 
 def _book_body(body: str, project) -> str:
     text = project.read(BOOKINGS)
-    return text[: text.index("    email, seats = validate_booking(data)\n")] + "    email, seats = validate_booking(data)\n" + body
+    line = "    email, seats = validate_booking(data, max_seats)\n"
+    return text[: text.index(line)] + line + body
 
 
 BOOK_CONDITIONAL_UPDATE = '''    # one UPDATE that only succeeds if the seats are there: no read-modify-write
@@ -457,8 +508,10 @@ BOOK_CONDITIONAL_UPDATE = '''    # one UPDATE that only succeeds if the seats ar
     db.session.add(booking)
     try:
         db.session.commit()
-    except IntegrityError:
+    except IntegrityError as error:
         db.session.rollback()
+        if violated_constraint(error) != "uq_bookings_event_id_email":
+            raise
         raise AlreadyBooked(email) from None
     return booking
 '''
@@ -494,6 +547,13 @@ def test_looking_first_loses_the_race(project):
                     "Did you look for an existing booking first?")
 
 
+def test_every_integrity_error_as_a_duplicate_fails_on_every_seed(project):
+    """Is `book()` mapping every `IntegrityError` (or every unique one) to `AlreadyBooked` rejected on every seed?"""
+    for condition in ("        if True:\n", '        if "UNIQUE" in str(error.orig):\n'):
+        p = project(CHAPTER).edit(BOOKINGS, '        if violated_constraint(error) == "uq_bookings_event_id_email":\n', condition)
+        assert_rejected(p.sweep("ex5"), "Do you raise `AlreadyBooked` for every `IntegrityError`?")
+
+
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
@@ -518,10 +578,35 @@ def test_looking_first_loses_the_race(project):
         ),
         (  # the duplicate becomes a 500
             "    try:\n        db.session.commit()  # one commit: the new seat count and the booking, together\n"
-            "    except IntegrityError:\n        db.session.rollback()  # undo both, and make the session usable again\n"
-            "        raise AlreadyBooked(email) from None\n",
+            "    except IntegrityError as error:\n        db.session.rollback()  # undo both, and make the session usable again\n"
+            '        if violated_constraint(error) == "uq_bookings_event_id_email":\n'
+            "            raise AlreadyBooked(email) from None\n"
+            "        raise  # any other broken rule is a bug: let it be logged, as a 500\n",
             "    db.session.commit()\n",
-            "a second time raises `AlreadyBooked`",
+            "when `violated_constraint(error)` is",
+        ),
+        (  # every IntegrityError is a duplicate (a NOT NULL or a foreign key bug too)
+            '        if violated_constraint(error) == "uq_bookings_event_id_email":\n', "        if True:\n",
+            "Do you raise `AlreadyBooked` for every `IntegrityError`?",
+        ),
+        (  # every unique violation is a duplicate, whichever rule it is
+            '        if violated_constraint(error) == "uq_bookings_event_id_email":\n',
+            '        if "UNIQUE" in str(error.orig):\n',
+            "Do you raise `AlreadyBooked` for every `IntegrityError`?",
+        ),
+        (  # the bug is swallowed: book() returns None
+            "        raise  # any other broken rule is a bug: let it be logged, as a 500\n", "        return None\n",
+            "Do you `raise` the `IntegrityError` again",
+        ),
+        (  # the wrong name: a duplicate escapes as a 500
+            '        if violated_constraint(error) == "uq_bookings_event_id_email":\n',
+            '        if violated_constraint(error) == "uq_bookings_email_event_id":\n',
+            "when `violated_constraint(error)` is",
+        ),
+        (  # the service reads Flask's config itself again (chapter 01's rule)
+            "from sqlalchemy.exc import IntegrityError\n",
+            "from flask import current_app\nfrom sqlalchemy.exc import IntegrityError\n",
+            "imports `flask`",
         ),
     ],
 )

@@ -172,3 +172,37 @@ def test_progress_is_found_from_the_repository_root_and_from_a_project(tmp_path,
         where.mkdir(parents=True, exist_ok=True)
         monkeypatch.chdir(where)
         assert progress.load() == {"00-welcome": {"ex1": "PASS"}}, where
+
+
+def test_a_pass_survives_a_later_experiment(tmp_path, monkeypatch):
+    """After a PASS, does an experiment that times out keep the exercise passed, and show what happened since?"""
+    monkeypatch.setattr(checkers.notebook.progress, "_notebook_dir", None)
+    monkeypatch.chdir(tmp_path)
+    progress.record("00-welcome", "ex1", "PASS")
+    progress.record("00-welcome", "ex1", "TIMEOUT")
+    assert progress.load() == {"00-welcome": {"ex1": "TIMEOUT"}}
+    assert progress.ever_passed() == {"00-welcome": {"ex1"}}
+    board = dashboard.Dashboard("00-welcome")
+    assert "1 of 1 passed" in board.text() and "PASS" in board.text() and "now TIMEOUT" in board.text()
+    assert "tickethub-pass" in board.html() and "now TIMEOUT" in board.html()
+
+
+def test_a_version_1_file_still_reads(tmp_path, monkeypatch):
+    """Is a progress file written before `passed` was kept read, its latest PASSes counted as passed?"""
+    monkeypatch.setattr(checkers.notebook.progress, "_notebook_dir", None)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / ".progress.json").write_text(
+        '{"version": 1, "chapters": {"00-welcome": {"ex1": "PASS"}, "01-project-structure": {"ex2": "FAIL"}}}')
+    assert progress.ever_passed() == {"00-welcome": {"ex1"}}
+    progress.record("00-welcome", "ex1", "ERROR")
+    assert progress.ever_passed() == {"00-welcome": {"ex1"}} and progress.load()["01-project-structure"] == {"ex2": "FAIL"}
+
+
+def test_a_damaged_passed_list_is_set_aside(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(checkers.notebook.progress, "_notebook_dir", None)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / ".progress.json").write_text('{"version": 2, "chapters": {}, "passed": {"00-welcome": "ex1"}}')
+    assert progress.ever_passed() == {}
+    assert list((tmp_path / "work").glob(".progress-unreadable-*.json")) and "could not read" in capsys.readouterr().err

@@ -24,6 +24,7 @@ chapter = Chapter(__name__, "Database")
 chapter.warm_up(dbkit.warm_up)
 
 MODELS, SERVICES = "tickethub/models.py", "tickethub/events/services.py"
+BOOKING_SERVICES = "tickethub/bookings/services.py"
 VENUES, EVENTS, BOOKINGS = "venues", "events", "bookings"
 LIMIT = 10  # MAX_TICKETS_PER_ORDER in the check's apps
 LEAKS = ("insert into", "constraint failed", "duplicate key value", "sqlalchemy", "sqlite",
@@ -563,54 +564,54 @@ def _one_page_read(t, s):
               "show five. `db.paginate` sends `LIMIT` and `OFFSET` to the database, and counts with `count(*)`.")
 
 
-# --- exercise 4: 409 on a unique violation ---------------------------------------------------------
+# --- exercise 4: a taken name is a 409, any other broken rule a logged 500 ----------------------------
 
 ex4 = chapter.exercise(
-    "A unique violation is a 409, not a 500",
+    "A taken name is a 409; any other broken rule is a bug",
     hints=[
-        "Register one more handler in `register_error_handlers(app)`: `@app.errorhandler(IntegrityError)` "
-        "(imported from `sqlalchemy.exc`). Flask calls it whenever a view lets that exception escape.",
-        "In the handler, first `db.session.rollback()`: after a failed flush the session refuses all work "
-        "until it is rolled back. Then answer like the other API errors: `return http_error(Conflict(\"...\"))` "
-        "reuses the JSON shape (`Conflict` is werkzeug's 409).",
-        "Never put `str(error)` in the response: the database's message names tables, columns, constraints and "
-        "values. Write your own message: `Conflict(\"That conflicts with data that already exists.\")`.",
+        "`db.session.commit()` is where the database answers. Wrap it in `try:` / `except IntegrityError as "
+        "error:` (from `sqlalchemy.exc`), and call `db.session.rollback()` first thing in the `except`: after a "
+        "failed flush the session refuses all work until it is rolled back.",
+        "Which rule broke? `violated_constraint(error)` (given in `tickethub/db.py`) gives the constraint's "
+        "name, `\"uq_venues_name\"` for a taken name, on SQLite and on PostgreSQL alike. Only that one is "
+        "`VenueNameTaken`. For anything else, a bare `raise` lets the `IntegrityError` go on: Flask logs it, "
+        "with its traceback, and `errors.py` answers the visitor with a JSON 500.",
+        "`try: db.session.commit()` / `except IntegrityError as error: db.session.rollback()`, then "
+        "`if violated_constraint(error) == \"uq_venues_name\": raise VenueNameTaken(name) from None`, then `raise`; "
+        "after the `try`, `return venue`.",
     ],
 )
-ex4.defines("tickethub.errors", functions=["register_error_handlers"])
+ex4.defines("tickethub.venues.services", functions=["create_venue"], classes=["VenueNameTaken"])
+EX4_OTHER = ("Do you raise `VenueNameTaken` for every `IntegrityError`? Only the name rule (`violated_constraint(error)` "
+             "is `\"uq_venues_name\"`) is a taken name; any other broken rule is a bug someone must see: `raise` it again.")
+
+
 @ex4.step("`POST /api/venues/` creates a venue (201)")
 def _venue_created(t, names):
     _needs(t, "Venue.name", "Venue.city", "Venue.capacity")
-    check = dbkit.check_app(t, "venues")
+    check = dbkit.check_app(t, "venues", config={"PROPAGATE_EXCEPTIONS": False})  # a 500, as in production
     dbkit.watch_session(t, check)
+    dbkit.watch_log(t, check.app)
     venue = {"name": t.word("Arena ").title(), "city": t.word().title(), "capacity": t.rng.randrange(100, 9000)}
-    t.json(check.client.post("/api/venues/", json=venue), 201, "the new venue",
-           "Is `Venue.name` a column (exercise 1), and did you keep `venues.bp` registered?")
-    return State(check=check, venue=venue)
+    body = t.json(check.client.post("/api/venues/", json=venue), 201, "the new venue",
+                  "Do you `return venue` after the commit? Is `Venue.name` a column (exercise 1)?")
+    t.require(isinstance(body, dict) and type(body.get("id")) is int and dbkit.one(t, VENUES, body["id"]) is not None,
+              "the new venue, with its `id`, committed", f"`{show(body)}`", "Do you `db.session.commit()` before returning?")
+    return State(check=check, venue=venue, names=names)
 
 
 @ex4.step("a second venue with the same name is answered 409 with a JSON error")
 def _conflict(t, s):
-    reply = dbkit.send(t, s.check.client, "post", "/api/venues/", "IntegrityError",
-                       f"`POST /api/venues/` with the taken name {s.venue['name']!r} answers 409",
-                       "Did you register `@app.errorhandler(IntegrityError)` inside `register_error_handlers(app)`?",
-                       json={**s.venue, "city": t.word().title()})
-    body = t.json(reply, 409, "a JSON error", "Does your handler answer with status 409 (`Conflict`)?")
-    t.require(isinstance(body, dict) and body.get("code") == 409 and type(body.get("code")) is int
-              and body.get("error") == "Conflict" and isinstance(body.get("message"), str) and body["message"],
+    reply = s.check.client.post("/api/venues/", json={**s.venue, "city": t.word().title()})
+    body = t.json(reply, 409, "a JSON error", "Do you catch the `IntegrityError` of `db.session.commit()`, and raise "
+                  "`VenueNameTaken` when `violated_constraint(error)` is `\"uq_venues_name\"`? The view answers it with 409.")
+    t.require(isinstance(body, dict) and body.get("code") == 409 and body.get("error") == "Conflict",
               '`{"code": 409, "error": "Conflict", "message": "…"}`, like the other API errors',
-              f"`{show(body)}`", "Can you reuse the JSON shape of `http_error`, e.g. `return http_error(Conflict(\"...\"))`?")
-    s.message = " ".join(body["message"].split())
-    return s
-
-
-@ex4.step("the 409 does not show the database's own message")
-def _no_leak(t, s):
-    t.require(not [word for word in LEAKS if word in s.message.lower()],
-              "a message of your own, without SQL, table or constraint names",
-              f"the message `{s.message[:120]}…`" if len(s.message) > 120 else f"the message `{s.message}`",
-              "Did you send `str(error)`? The database's message names tables, columns, constraints and the values "
-              "sent: useful to an attacker, useless to a visitor. Write your own message.")
+              f"`{show(body)}`", "Did you keep the given views and `errors.py`?")
+    t.require(not [word for word in LEAKS if word in " ".join(str(body.get("message")).split()).lower()],
+              "the view's own message, without SQL, table or constraint names", f"the message `{body.get('message')}`",
+              "Do you raise `VenueNameTaken(name)`? Never pass the database's message on: it names tables, columns "
+              "and the values sent.")
     return s
 
 
@@ -618,8 +619,19 @@ def _no_leak(t, s):
 def _rolled_back(t, s):
     error = (dbkit.session_checks(t) or [None])[-1]
     t.require(error is None, "a query after the 409, in the same request, works", f"it raised `{error}`",
-              "Did you call `db.session.rollback()` in the handler? After a failed flush, the session refuses "
-              "every query until it is rolled back.")
+              "Did you call `db.session.rollback()` before raising `VenueNameTaken`? After a failed flush, the "
+              "session refuses every query until it is rolled back.")
+    name = s.venue["name"]
+    with dbkit.app_context(t, s.check.app):
+        again = t.attempt(s.names.create_venue, {**s.venue, "city": t.word().title()})
+        t.require(again.error is not None and again.error.isa(s.names.VenueNameTaken),
+                  f"`create_venue()` with the taken name {name!r} raises `VenueNameTaken`", again.seen,
+                  "Do you raise `VenueNameTaken` for the name rule?")
+        other = {**s.venue, "name": f"{name} {t.word().title()}"}
+        then = t.attempt(s.names.create_venue, other)
+    t.require(then.returned and dbkit.count(t, VENUES, name=other["name"]) == 1,
+              f"then, in the same app context (as in a CLI command), the venue {other['name']!r} is created",
+              then.seen, "Did you call `db.session.rollback()` before raising `VenueNameTaken`?")
     return s
 
 
@@ -627,9 +639,31 @@ def _rolled_back(t, s):
 def _carries_on(t, s):
     other = {**s.venue, "name": s.venue["name"] + " " + t.word().title()}
     created = t.json(s.check.client.post("/api/venues/", json=other), 201, "the new venue",
-                     "Does the handler leave the app able to serve the next request?")
-    t.json(s.check.client.get(f"/api/venues/{created['id']}"), 200, "the venue", "Did you keep the other handlers?")
-    t.json(s.check.client.get(f"/api/venues/{_missing(t)}"), 404, "a JSON error", "Did you keep the `HTTPException` handler?")
+                     "Does `create_venue` leave the app able to serve the next request?")
+    t.json(s.check.client.get(f"/api/venues/{created['id']}"), 200, "the venue", "Did you keep the given views?")
+    t.json(s.check.client.get(f"/api/venues/{_missing(t)}"), 404, "a JSON error", "Did you keep the given views?")
+    return s
+
+
+@ex4.step("a broken rule of another kind (a `NOT NULL`) is not a 409: the `IntegrityError` is logged, and the "
+          "visitor gets a JSON 500")
+def _other_rule(t, s):
+    column = t.word("audit_")
+    dbkit.add_required_column(t, s.check.db, VENUES, column)  # a column the model does not know: NOT NULL fails
+    venue = {"name": t.word("Dome ").title(), "city": t.word().title(), "capacity": t.rng.randrange(100, 9000)}
+    reply = s.check.client.post("/api/venues/", json=venue)
+    what = (f"`POST /api/venues/` for a new name, when the check's database has a required column `venues.{column}` "
+            "that your model leaves empty (`NOT NULL constraint failed`), answers 500")
+    t.require(reply.status_code == 500, what, f"it answered {reply.status_code}{reply.excerpt()}",
+              EX4_OTHER if reply.status_code == 409 else "Do you `raise` any `IntegrityError` other than the name's "
+              "again? Catching it and answering something else hides a bug.")
+    body = t.json(reply, 500, "the JSON error of `errors.py`", "Did you keep the given `errors.py`?")
+    t.require(body.get("message") == "Something went wrong on our side.", "the 500 handler's own message",
+              f"`{show(body)}`", "Did you keep the given `errors.py`?")
+    records = [r for r in dbkit.logged(t) if "IntegrityError" in r["exception"]]
+    t.require(records, "the `IntegrityError` is logged, with its traceback (Flask logs an exception that escapes a view)",
+              "nothing about it was logged", "Do you let the `IntegrityError` escape (a bare `raise`)?")
+    t.require(dbkit.count(t, VENUES) == 0, "nothing was saved", "a venue was saved", "Do you roll back?")
 
 
 # --- exercise 5: the booking transaction -----------------------------------------------------------
@@ -642,16 +676,33 @@ ex5 = chapter.exercise(
         "left before changing anything, and `raise SoldOut(event.seats_left)` when there are too few.",
         "A duplicate booking is found by the database, not by you: the unique constraint on "
         "(`event_id`, `email`) makes `commit()` raise `IntegrityError`. Catch it, call `db.session.rollback()` "
-        "(which also puts `seats_left` back), and `raise AlreadyBooked(email)`. Don't look for an existing "
-        "booking first: two requests can both find none.",
+        "(which also puts `seats_left` back), and raise `AlreadyBooked(email)` when `violated_constraint(error)` "
+        "(given in `tickethub/db.py`) is that constraint's name, `\"uq_bookings_event_id_email\"`. Any other "
+        "broken rule is a bug: a bare `raise` lets it escape, to be logged. Don't look for an existing booking "
+        "first: two requests can both find none.",
         "`event = db.session.get(Event, event_id)`; `None` → `raise EventNotFound(event_id)`; "
         "`event.seats_left < seats` → `raise SoldOut(event.seats_left)`; then `event.seats_left -= seats`, "
         "`booking = Booking(event=event, email=email, seats=seats)`, `db.session.add(booking)`, and "
-        "`try: db.session.commit()` / `except IntegrityError: db.session.rollback(); raise AlreadyBooked(email) from None`. "
-        "Return the booking.",
+        "`try: db.session.commit()` / `except IntegrityError as error: db.session.rollback()`, then `if "
+        "violated_constraint(error) == \"uq_bookings_event_id_email\": raise AlreadyBooked(email) from None`, "
+        "then `raise`. Return the booking.",
     ],
 )
 ex5.defines("tickethub.bookings.services", functions=["book"], classes=["SoldOut", "AlreadyBooked"])
+
+
+@ex5.step("`bookings/services.py` imports nothing from Flask: the view passes the limit in")
+def _no_flask(t, names):
+    tree = ast.parse((t.project / BOOKING_SERVICES).read_text(encoding="utf-8"))
+    flask = sorted({alias.name if isinstance(node, ast.Import) else node.module for node in ast.walk(tree)
+                    if isinstance(node, (ast.Import, ast.ImportFrom))
+                    for alias in node.names if (alias.name if isinstance(node, ast.Import) else node.module or "")
+                    .split(".")[0] in ("flask", "werkzeug", "flask_sqlalchemy")})
+    t.require(not flask, f"a service that knows nothing of HTTP or Flask (chapter 01's rule)",
+              f"`{BOOKING_SERVICES}` imports {', '.join(f'`{m}`' for m in flask)}",
+              "Did you keep the given code? `book(event_id, data, max_seats)` gets the limit from the view, which "
+              "reads `current_app.config[\"MAX_TICKETS_PER_ORDER\"]`.")
+    return names
 
 
 def _ledger(t, event_id: int, email: str, wanted: tuple, expected: str, hint: str) -> None:
@@ -689,7 +740,7 @@ def _sold_out(t, s):
     s.left = t.rng.randrange(1, LIMIT - 1)
     dbkit.update(t, EVENTS, {"id": s.event_id}, {"seats_left": s.left})
     booking = {"email": _email(t), "seats": t.rng.randrange(s.left + 1, LIMIT + 1)}
-    call = dbkit.attempt(t, s.check.app, s.book, s.event_id, booking)
+    call = dbkit.attempt(t, s.check.app, s.book, s.event_id, booking, LIMIT)
     sold_out = call.error is not None and call.error.isa(s.names.SoldOut)
     told = t.get(call.error.remote, "seats_left") if sold_out else None
     t.require(sold_out and told == s.left, f"`book()` for {booking['seats']} seats when {s.left} are left raises "
@@ -707,7 +758,8 @@ def _sold_out(t, s):
 def _duplicate(t, s):
     url = f"/api/events/{s.event_id}/bookings"
     reply = dbkit.send(t, s.check.client, "post", url, "IntegrityError", f"`POST {url}` by {s.email} a second time "
-                       "answers 409", "Do you catch `IntegrityError` around `db.session.commit()` and `raise AlreadyBooked(email)`?",
+                       "answers 409", "Do you catch `IntegrityError` around `db.session.commit()`, and raise `AlreadyBooked(email)` "
+                       "when `violated_constraint(error)` is `\"uq_bookings_event_id_email\"`?",
                        json={"email": s.email, "seats": t.rng.randrange(1, s.left + 1)})
     t.json(reply, 409, "a JSON error", "Do you turn the `IntegrityError` of the unique constraint into `AlreadyBooked`?")
     _ledger(t, s.event_id, s.email, (s.left, 1), f"`seats_left` is still {s.left} and {s.email} still has one booking",
@@ -720,11 +772,11 @@ def _duplicate(t, s):
 def _same_session(t, s):
     email = _email(t)
     with dbkit.app_context(t, s.check.app):
-        again = t.attempt(s.book, s.event_id, {"email": s.email, "seats": 1})
+        again = t.attempt(s.book, s.event_id, {"email": s.email, "seats": 1}, LIMIT)
         t.require(again.error is not None and again.error.isa(s.names.AlreadyBooked),
                   f"`book()` for {s.email} a second time raises `AlreadyBooked`", again.seen,
                   "Do you catch `IntegrityError` around `db.session.commit()`, roll back, and `raise AlreadyBooked(email)`?")
-        then = t.attempt(s.book, s.event_id, {"email": email, "seats": 1})
+        then = t.attempt(s.book, s.event_id, {"email": email, "seats": 1}, LIMIT)
     expected = f"then, in the same app context (as in a CLI command or a task), a booking for {email} works"
     hint = "Did you call `db.session.rollback()` before raising `AlreadyBooked`? Until then the session refuses all work."
     t.require(then.returned, expected, then.seen, hint)
@@ -740,7 +792,7 @@ def _race(t, s):
     meanwhile = (dbkit.insert_op(BOOKINGS, {"event_id": s.event_id, "email": email, "seats": rival}),
                  dbkit.update_op(EVENTS, {"id": s.event_id}, add={"seats_left": -rival}))
     with dbkit.app_context(t, s.check.app), dbkit.interleave(t, s.check.engine, *meanwhile) as other:
-        call = t.attempt(s.book, s.event_id, {"email": email, "seats": seats})
+        call = t.attempt(s.book, s.event_id, {"email": email, "seats": seats}, LIMIT)
     t.require(other.refusal is None, "the check's other request books too", lambda: other.refusal.seen(), dbkit.MODEL_HINT)
     t.require(call.error is not None and call.error.isa(s.names.AlreadyBooked),
               f"`AlreadyBooked` when another request books for {email} between your checks and your commit",
@@ -757,6 +809,38 @@ def _no_event(t, s):
     missing = _missing(t)
     t.json(s.check.client.post(f"/api/events/{missing}/bookings", json={"email": _email(t), "seats": 1}), 404,
            "a JSON error", f"Does `book` `raise EventNotFound(event_id)` when `db.session.get(Event, {missing})` is `None`?")
+    return s
+
+
+OTHER_RULE = ("Do you raise `AlreadyBooked` for every `IntegrityError`? Only the rule on (`event_id`, `email`) "
+              "(`violated_constraint(error)` is `\"uq_bookings_event_id_email\"`) means booked already; any other "
+              "broken rule is a bug someone must see: `raise` it again.")
+
+
+@ex5.step("a broken rule other than (`event_id`, `email`) is not `AlreadyBooked`: its `IntegrityError` escapes, "
+          "and nothing changes")
+def _other_rules(t, s):
+    event_id, email = _event(t, capacity=t.rng.randrange(20, 90)), _email(t)
+    left = dbkit.one(t, EVENTS, event_id)["seats_left"]
+    # a unique rule of the check's own: one booking per email, whatever the event
+    dbkit.write(t, dbkit.sql_op("DELETE FROM bookings"), dbkit.sql_op("CREATE UNIQUE INDEX uq_bookings_email ON bookings (email)"))
+    dbkit.insert(t, BOOKINGS, {"event_id": s.event_id, "email": email, "seats": 1})
+    column = t.word("audit_")
+    for why, data, before in (
+        (f"the check's own unique rule `uq_bookings_email` (one booking per email) is broken by {email}, who booked "
+         f"event {s.event_id}", {"email": email, "seats": 1}, None),
+        (f"the check's database has a required column `bookings.{column}` that your model leaves empty "
+         "(`NOT NULL constraint failed`)", {"email": _email(t), "seats": 2}, column),
+    ):
+        if before:
+            dbkit.add_required_column(t, s.check.db, BOOKINGS, before)
+        call = dbkit.attempt(t, s.check.app, s.book, event_id, data, LIMIT)
+        t.require(call.error is not None and call.error.isa("IntegrityError"),
+                  f"when {why}, `book()` lets the `IntegrityError` escape (Flask logs it; the visitor gets a 500)",
+                  call.seen(), OTHER_RULE if call.error is not None and call.error.isa(s.names.AlreadyBooked) else
+                  "Do you `raise` the `IntegrityError` again when it is not the (`event_id`, `email`) rule?")
+        _ledger(t, event_id, data["email"], (left, 0), f"then `seats_left` is still {left}, and there is no booking "
+                f"for {data['email']}", "Do you `db.session.rollback()` before raising?")
 
 
 # --- exercise 6: engine and pool settings -----------------------------------------------------------

@@ -20,6 +20,7 @@ import datetime
 import decimal
 import importlib
 import itertools
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import flask_sqlalchemy  # noqa: F401  (imported before the check server forks: 
 import sqlalchemy as sa
 import sqlalchemy.dialects.sqlite.pysqlite  # noqa: F401
 from flask import Blueprint, Flask, request
+from flask.logging import default_handler
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship  # module level: `warm_up`'s models
 
 from ..engine.databases import speed_up
@@ -183,6 +185,27 @@ def session_checks(t) -> list:
     """For each watched request so far: None if the session could still query, else the name of what it raised
     (a failed flush that was not rolled back makes the session refuse all work)."""
     return t.probe(_session_checks)
+
+
+def watch_log(t, app) -> None:
+    """From now on, keep what `app.logger` logs at ERROR or above (see `logged`), instead of printing it."""
+    t.probe(_watch_log, app)
+
+
+def logged(t) -> list[dict]:
+    """What the watched app logged at ERROR or above: each record's level, and the names of its exception's
+    classes (empty without an exception)."""
+    return t.probe(_logged)
+
+
+def add_required_column(t, db, table_name: str, column: str) -> None:
+    """Create the table `table_name` of `db`'s models again, empty, with one more integer column `column`,
+    NOT NULL, that the models do not know: every insert through the models then breaks a NOT NULL rule.
+
+    Later writes of the check to that table must set `column`; the other tables stay as they are.
+    """
+    _answer(t, t.probe(_add_required_column, t.database_url(), db, table_name, column),
+            f"the check adds a required column `{column}` to `{table_name}`")
 
 
 def send(t, client, method: str, url: str, unhandled: str, expected: str, hint: str, **kwargs):
@@ -488,6 +511,7 @@ _tables: dict = {}  # name -> Table: the learner's models' tables and the check'
 _contexts: list = []  # the app and request contexts `app_context` pushed, innermost last
 _sessions: list = []  # `watch_session`: after each watched request, None or what the session raised
 _listeners: dict = {}  # token -> (engine, hook, state)
+_records: list = []  # `watch_log`: what the watched app logged at ERROR or above
 _tokens = itertools.count(1)
 
 
@@ -634,6 +658,44 @@ def _watch_session(app, db, methods):
             except sa.exc.SQLAlchemyError as error:
                 _sessions.append(type(error).__name__)
         return response
+
+
+class _Keep(logging.Handler):
+    def emit(self, record):
+        _records.append(record)
+
+
+@probe
+def _watch_log(app):
+    logger = app.logger
+    logger.removeHandler(default_handler)  # kept for the check, not printed
+    logger.addHandler(_Keep(logging.ERROR))
+
+
+@probe
+def _logged():
+    return [{"level": r.levelname, "exception": [c.__name__ for c in type(r.exc_info[1]).__mro__]
+             if r.exc_info and r.exc_info[1] is not None else []} for r in _records]
+
+
+@probe
+def _add_required_column(url, db, name, column):
+    metadata = sa.MetaData()
+    for tab in db.metadata.tables.values():  # all of them, so that foreign keys still resolve
+        tab.to_metadata(metadata)
+    tab = metadata.tables[name]
+    tab.append_column(sa.Column(column, sa.Integer, nullable=False))
+    try:
+        with connection(url).begin() as conn:
+            if conn.dialect.name == "postgresql":  # other tables' foreign keys to it go too
+                conn.execute(sa.text(f'DROP TABLE "{name}" CASCADE'))
+            else:
+                tab.drop(conn)
+            tab.create(conn)
+    except sa.exc.SQLAlchemyError as error:
+        return {"refused": refused(error)}
+    _tables[name] = tab
+    return {"ok": True}
 
 
 @probe

@@ -30,7 +30,18 @@ class Row:
     chapter: str
     exercise: str
     title: str
-    outcome: str | None  # None: never checked
+    outcome: str | None  # the latest; None: never checked
+    passed: bool = False  # passed at least once, whatever came after
+
+    @property
+    def best(self) -> str | None:
+        """What the exercise counts as: PASS once it has passed, else its latest outcome."""
+        return "PASS" if self.passed else self.outcome
+
+    @property
+    def since(self) -> str:
+        """" · now TIMEOUT" when a later check did not pass, so an experiment is visible too."""
+        return f" · now {self.outcome}" if self.passed and self.outcome != "PASS" else ""
 
 
 @functools.cache
@@ -42,12 +53,19 @@ def _exercises(chapter: str) -> list[tuple[str, str]]:
     return [(key, titles.get(key, f"exercise {key.removeprefix('ex')}")) for key in keys]
 
 
-def rows(chapter: str | None = None, saved: dict | None = None) -> list[Row]:
-    """Every exercise (of one chapter, or of all) with its latest recorded outcome."""
-    saved = progress.load() if saved is None else saved
+def rows(chapter: str | None = None, saved: dict | None = None, ever: dict | None = None) -> list[Row]:
+    """Every exercise (of one chapter, or of all) with its latest outcome and whether it ever passed.
+
+    Without `saved`, both come from the progress file; with it, `ever` (default: none) is what
+    passed before, besides the exercises whose latest outcome is PASS.
+    """
+    if saved is None:
+        saved, ever = progress.load(), progress.ever_passed()
+    ever = ever or {}
     chapters = [chapter] if chapter else workspace.chapters()
     return [
-        Row(name, key, title, saved.get(name, {}).get(key))
+        Row(name, key, title, saved.get(name, {}).get(key),
+            key in ever.get(name, ()) or saved.get(name, {}).get(key) == Outcome.PASS.value)
         for name in chapters
         for key, title in _exercises(name)
     ]
@@ -55,16 +73,16 @@ def rows(chapter: str | None = None, saved: dict | None = None) -> list[Row]:
 
 def _badge(row: Row, prefix: str = "", width: str = "auto") -> str:
     """An exercise's outcome as a label like the outcome blocks' (an outline when never checked)."""
-    colour = COLOURS.get(Outcome._value2member_map_.get(row.outcome), COLOURS[Outcome.NOT_ATTEMPTED])
-    look = (f"background:{colour};color:#fff;border:1px solid {colour}" if row.outcome
+    colour = COLOURS.get(Outcome._value2member_map_.get(row.best), COLOURS[Outcome.NOT_ATTEMPTED])
+    look = (f"background:{colour};color:#fff;border:1px solid {colour}" if row.best
             else f"border:1px dashed {GREY}")
-    tip = f"Exercise {row.exercise.removeprefix('ex')}: {row.title}"
-    kind = (row.outcome or "unchecked").lower()
+    tip = f"Exercise {row.exercise.removeprefix('ex')}: {row.title.replace('`', '')}{row.since}"
+    kind = (row.best or "unchecked").lower()
     return (
         f'<span class="tickethub-badge tickethub-{html.escape(kind)}" title="{html.escape(tip)}" '
         f'data-exercise="{row.chapter}/{row.exercise}" style="display:inline-block;white-space:nowrap;'
         f'min-width:{width};text-align:center;border-radius:3px;padding:0 6px;line-height:1.6;{look}">'
-        f"{prefix}<b>{html.escape(row.outcome or UNCHECKED)}</b></span>"
+        f"{prefix}<b>{html.escape(row.best or UNCHECKED)}</b>{html.escape(row.since)}</span>"
     )
 
 
@@ -73,7 +91,7 @@ def _chapter_title(chapter: str) -> str:
 
 
 def _passed(items: list[Row], what: str = "") -> str:
-    return f"{sum(r.outcome == Outcome.PASS.value for r in items)} of {len(items)} {what}passed"
+    return f"{sum(r.passed for r in items)} of {len(items)} {what}passed"
 
 
 class Dashboard:
@@ -87,24 +105,24 @@ class Dashboard:
     def scope(self) -> str:
         return _chapter_title(self.chapter) if self.chapter else "every chapter"
 
-    def rows(self, saved: dict | None = None) -> list[Row]:
-        return rows(self.chapter, saved)
+    def rows(self, saved: dict | None = None, ever: dict | None = None) -> list[Row]:
+        return rows(self.chapter, saved, ever)
 
-    def text(self, saved: dict | None = None) -> str:
-        items = self.rows(saved)
+    def text(self, saved: dict | None = None, ever: dict | None = None) -> str:
+        items = self.rows(saved, ever)
         lines = [f"Your progress ({self.scope}): {_passed(items)}"]
         for name in dict.fromkeys(r.chapter for r in items):
             mine = [r for r in items if r.chapter == name]
             if not self.chapter:
                 lines.append(f"{_chapter_title(name)}: {_passed(mine)}")
             for r in mine:
-                lines.append(f"  {r.exercise:<5} {r.outcome or UNCHECKED:<14} {r.title}")
+                lines.append(f"  {r.exercise:<5} {r.best or UNCHECKED:<14} {r.title}{r.since}")
         return "\n".join(lines)
 
     __str__ = __repr__ = text
 
-    def html(self, saved: dict | None = None) -> str:
-        items = self.rows(saved)
+    def html(self, saved: dict | None = None, ever: dict | None = None) -> str:
+        items = self.rows(saved, ever)
         notice = "".join(f"<div>{html.escape(n)}</div>" for n in progress.notices)
         if self.chapter:  # one line of badges
             badges = " ".join(_badge(r, f"{r.exercise.removeprefix('ex')} ") for r in items)
@@ -123,12 +141,12 @@ class Dashboard:
         parts.append("</table></div>")
         return "".join(parts)
 
-    def refresh(self, saved: dict | None = None) -> None:
+    def refresh(self, saved: dict | None = None, ever: dict | None = None) -> None:
         """Redraw the widget from the progress file (or from progress just recorded)."""
         if self.widget is None:
             return
         try:
-            value = self.html(saved)
+            value = self.html(saved, ever)
         except Exception as error:  # noqa: BLE001 — a view must never raise into a kernel
             value = f"<div>Progress is unavailable: {html.escape(str(error))}</div>"
         if value != self.widget.value:
@@ -183,10 +201,10 @@ def _watch(board: Dashboard) -> None:
         _thread.start()
 
 
-def _refresh_all(saved: dict | None = None) -> None:
+def _refresh_all(saved: dict | None = None, ever: dict | None = None) -> None:
     with _lock:
         for board in list(_live.values()):
-            board.refresh(saved)
+            board.refresh(saved, ever)
 
 
 def _poll() -> None:

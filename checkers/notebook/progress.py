@@ -20,7 +20,7 @@ from ..paths import GRADER, GRADING
 FILE = ".progress.json"
 LOCK = ".progress.lock"
 
-listeners: list = []  # called with the new progress after every record in this process
+listeners: list = []  # called with the new progress (latest, ever passed) after every record in this process
 notices: list[str] = []  # what went wrong with the file in this process, for dashboards
 
 
@@ -62,10 +62,19 @@ def path(base: Path | None = None) -> Path:
 
 
 def load(base: Path | None = None) -> dict[str, dict[str, str]]:
-    """Return {chapter: {exercise: outcome}}, empty when nothing has been checked yet."""
+    """Return {chapter: {exercise: latest outcome}}, empty when nothing has been checked yet."""
+    return _load(base)[0]
+
+
+def ever_passed(base: Path | None = None) -> dict[str, set[str]]:
+    """Return {chapter: the exercises that have passed at least once}: a later experiment keeps them."""
+    return _load(base)[1]
+
+
+def _load(base: Path | None) -> tuple[dict, dict]:
     target = path(base)
     if not target.exists():
-        return {}
+        return {}, {}
     with _locked(target):
         return _read(target)
 
@@ -78,35 +87,48 @@ def record(chapter: str, exercise: str, outcome) -> None:
         target = path()
         target.parent.mkdir(parents=True, exist_ok=True)
         with _locked(target):
-            chapters = _read(target)
-            chapters.setdefault(chapter, {})[exercise] = getattr(outcome, "value", str(outcome))
-            _write(target, chapters)
+            chapters, passed = _read(target)
+            value = getattr(outcome, "value", str(outcome))
+            chapters.setdefault(chapter, {})[exercise] = value
+            if value == "PASS":
+                passed.setdefault(chapter, set()).add(exercise)
+            _write(target, chapters, passed)
     except Exception as error:  # noqa: BLE001 — progress is a convenience; the check matters
         print(f"(Your progress could not be saved: {type(error).__name__}: {error})", file=sys.stderr)
         return
     for listener in list(listeners):
         try:
-            listener(chapters)
+            listener(chapters, passed)
         except Exception:  # noqa: BLE001 — a broken view must not break a check
             pass
 
 
-def _read(target: Path) -> dict[str, dict[str, str]]:
+def _read(target: Path) -> tuple[dict[str, dict[str, str]], dict[str, set[str]]]:
+    """The latest outcomes and the exercises ever passed (a version 1 file knows only the latest)."""
     try:
         data = target.read_bytes()
     except FileNotFoundError:
-        return {}
+        return {}, {}
     try:
-        chapters = json.loads(data.decode("utf-8"))["chapters"]
+        content = json.loads(data.decode("utf-8"))
+        chapters = content["chapters"]
         if not all(
             isinstance(exercises, dict) and all(isinstance(v, str) for v in exercises.values())
             for exercises in chapters.values()
         ):
             raise ValueError("unexpected content")
-        return chapters
+        listed = content.get("passed", {})
+        if not isinstance(listed, dict) or not all(
+            isinstance(v, list) and all(isinstance(e, str) for e in v) for v in listed.values()
+        ):
+            raise ValueError("unexpected content")
+        passed = {chapter: set(exercises) for chapter, exercises in listed.items()}
+        for chapter, exercises in chapters.items():
+            passed.setdefault(chapter, set()).update(e for e, outcome in exercises.items() if outcome == "PASS")
+        return chapters, {chapter: found for chapter, found in passed.items() if found}
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         _set_aside(target, error)
-        return {}
+        return {}, {}
 
 
 def _set_aside(target: Path, error: Exception) -> None:
@@ -124,12 +146,13 @@ def _set_aside(target: Path, error: Exception) -> None:
     print(message, file=sys.stderr)
 
 
-def _write(target: Path, chapters: dict) -> None:
+def _write(target: Path, chapters: dict, passed: dict) -> None:
     """Replace the file in one step, so a reader never sees half of it."""
     fd, temporary = tempfile.mkstemp(prefix=".progress-", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump({"version": 1, "chapters": chapters}, out, indent=1, sort_keys=True)
+            listed = {chapter: sorted(found) for chapter, found in passed.items()}
+            json.dump({"version": 2, "chapters": chapters, "passed": listed}, out, indent=1, sort_keys=True)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, target)
