@@ -498,6 +498,8 @@ def test_gitignore_matcher_agrees_with_git(tmp_path, text):
 @pytest.mark.parametrize(
     ("path", "exercise", "old", "new", "expected"),
     [
+        (CONFIG, "ex1", '    SITE_NAME = "TicketHub"\n', '    SITE_NAME = "TicketHub"\n    SESSION_COOKIE_SECURE = True\n',
+         "does not set `SESSION_COOKIE_SECURE` on"),  # HTTPS-only cookies in production only
         (CONFIG, "ex1", "    DEBUG = True\n", "    DEBUG = True\n    TESTING = True\n",
          "`DevelopmentConfig.TESTING` is `False`"),  # only TestingConfig sets TESTING
         (STARTUP, "ex2", "len(key) < MIN_SECRET_KEY_LENGTH", "len(key) < MIN_SECRET_KEY_LENGTH - 1",

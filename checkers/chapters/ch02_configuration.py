@@ -194,6 +194,11 @@ SETTINGS = {  # step -> (class, setting, accepted values, expected, hint)
          "key written here would be in every copy of your code."),
         ("ProductionConfig", "SESSION_COOKIE_SECURE", (True,), "`ProductionConfig.SESSION_COOKIE_SECURE = True`",
          "Did you add `SESSION_COOKIE_SECURE = True` to `ProductionConfig`?")],
+    "only production insists on HTTPS cookies: development and testing run over plain HTTP": [
+        (cls, "SESSION_COOKIE_SECURE", (ABSENT, False, None), f"`{cls}` does not set `SESSION_COOKIE_SECURE` on",
+         "Is `SESSION_COOKIE_SECURE = True` in `ProductionConfig` only? In `Config` every environment inherits it, and "
+         "on your laptop (plain HTTP) the browser would never send the session cookie back.")
+        for cls in ("Config", "DevelopmentConfig", "TestingConfig")],
 }
 
 
