@@ -112,7 +112,7 @@ ATTACKS = {
     "stray-process": in_cell("import subprocess\nsubprocess.Popen(['sleep', '600'])"),
     "write-into-checkers": in_cell(
         PACKAGE + "for p in (root / 'checkpoints').glob('*.json'):\n    p.write_text('{}')\n"
-        "(root / 'ch01_project_structure.py').write_text('raise SystemExit')"
+        "(root / 'chapters' / 'ch01_project_structure.py').write_text('raise SystemExit')"
     ),
 }
 
@@ -148,6 +148,15 @@ def graded(tmp_path_factory):
     for name, attack in ATTACKS.items():
         submit(name, CH, attack(unsolved()))
     submit("always-equal", CH, always_equal(unsolved("ex1")))
+    for name in ("build", ".ada"):  # names pytest would skip as folders to collect
+        submit(name, CH, solution(CH))
+    (submissions / "fifo").mkdir()
+    os.mkfifo(submissions / "fifo" / f"{CH}.ipynb")  # reading it would block forever
+    (submissions / "huge").mkdir()
+    with open(submissions / "huge" / f"{CH}.ipynb", "wb") as huge:
+        huge.truncate(64 << 20)  # sparse: large to the grader, cheap to the test
+    (submissions / "link").mkdir()
+    (submissions / "link" / f"{CH}.ipynb").symlink_to(submissions / "honest" / f"{CH}.ipynb")
     submit("broken-json", CH, unsolved())
     (submissions / "broken-json" / f"{CH}.ipynb").write_text('{"cells": [', encoding="utf-8")
     before = grade_plugin.package_files()
@@ -184,6 +193,20 @@ def test_always_equal_objects_fail(graded):
     mine, twin = outcomes(graded["rows"], "always-equal"), outcomes(graded["rows"], "twin-ex1")
     assert mine["ex1"] in ("FAIL", "ERROR")
     assert {k: v for k, v in mine.items() if k != "ex1"} == {k: v for k, v in twin.items() if k != "ex1"}
+
+
+def test_any_folder_name_is_a_learner(graded):
+    """Are learners whose folders pytest would skip by name (`build`, `.ada`) graded like anyone else?"""
+    for name in ("build", ".ada"):
+        assert set(outcomes(graded["rows"], name).values()) == {"PASS"}, name
+
+
+@pytest.mark.parametrize(("learner", "why"), [("fifo", "not a regular file"), ("link", "not a regular file"),
+                                              ("huge", "larger than 16 MiB")])
+def test_special_and_huge_files_cost_only_their_rows(graded, learner, why):
+    """Is a named pipe, a link or a huge file reported as MISSING with its reason, without being read?"""
+    rows = [r for (l, nb, _), r in graded["rows"].items() if l == learner and nb == CH]
+    assert rows and all(r["outcome"] == "MISSING" and why in r["message"] for r in rows), rows
 
 
 def test_unreadable_and_missing_notebooks_are_reported(graded):
