@@ -89,7 +89,6 @@ def start_learner(project: Path, scratch: Path):
     process = subprocess.Popen([sys.executable, "-m", "checkers.engine.learner"],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     channel = judge.Channel(process.stdout.fileno(), process.stdin.fileno(), lambda: _ended_process(process))
-    channel.process = process
     wire.send(process.stdin.fileno(), {"project": str(project), "scratch": str(scratch)})
     return process, channel
 
