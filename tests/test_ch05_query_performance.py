@@ -19,6 +19,7 @@ REPORTS = "tickethub/reports.py"
 MODELS = "tickethub/models.py"
 ERRORS = "tickethub/errors.py"
 MIGRATION = "migrations/versions/0004_indexes.py"
+BOOKINGS = "tickethub/bookings/services.py"
 
 LAZY_OVERVIEW = '''    events = db.session.execute(db.select(Event).order_by(Event.id)).scalars()
     return [{"id": e.id, "name": e.name, "venue": e.venue.name if e.venue else None,
@@ -48,11 +49,13 @@ POSTGRES_WRONG_ANSWERS = [
     ("ex3", REPORTS, '    statement = text("""', FSTRING_REPORT + '    statement = text("""',
      "injection"),
     ("ex4", MODELS, MAPPER_ARGS, "\n", "A column alone changes nothing"),
-    ("ex5", MIGRATION, '"bookings", ["email"]', '"bookings", ["event_id"]', "the index `ix_bookings_email` on `bookings` (email)"),
+    ("ex5", BOOKINGS, "Event.seats_left >= seats", "Event.seats_left > seats", "With `>`, the last seats can never be booked"),
+    ("ex5", BOOKINGS, "    if taken.rowcount == 0:", "    if False:", "Do you check `rowcount`?"),
+    ("ex6", MIGRATION, '"bookings", ["email"]', '"bookings", ["event_id"]', "the index `ix_bookings_email` on `bookings` (email)"),
     # PostgreSQL refuses a server default that is no number when it creates the table: a FAIL that says so
     ("ex4", MODELS, 'mapped_column(server_default="1")', 'mapped_column(server_default="one")',
      "SQLAlchemy creates the tables of your models"),
-    ("ex5", MIGRATION, 'op.drop_index("ix_events_venue_id", table_name="events")', 'op.drop_index("ix_events_venue_id")',
+    ("ex6", MIGRATION, 'op.drop_index("ix_events_venue_id", table_name="events")', 'op.drop_index("ix_events_venue_id")',
      "`DROP INDEX ix_events_venue_id ON events`"),
 ]
 
@@ -99,17 +102,20 @@ EAGER_OVERVIEW = '''    statement = (
         db.select(Event)
         .options(selectinload(Event.venue), selectinload(Event.bookings))
         .order_by(Event.id)
+        .limit(per_page).offset((page - 1) * per_page)
     )
     events = db.session.execute(statement).scalars()
     return [{"id": e.id, "name": e.name, "venue": e.venue.name if e.venue else None, "bookings": len(e.bookings)}
             for e in events]
 '''
+PAGE = '        .limit(per_page).offset((page - 1) * per_page)\n'
 GROUPED_OVERVIEW = '''    rows = db.session.execute(
         db.select(Event.id, Event.name, Venue.name, func.count(Booking.id))
         .outerjoin(Venue, Event.venue_id == Venue.id)
         .outerjoin(Booking, Booking.event_id == Event.id)
         .group_by(Event.id, Event.name, Venue.name)
         .order_by(Event.id)
+        .limit(per_page).offset((page - 1) * per_page)
     ).all()
     return [{"id": id_, "name": name, "venue": venue, "bookings": count} for id_, name, venue, count in rows]
 '''
@@ -143,12 +149,22 @@ def test_overview_alternatives_pass(project, body):
             GROUPED_OVERVIEW.replace("func.count(Booking.id)", "func.coalesce(func.sum(Booking.seats), 0)"),
             "Is `bookings` the number of bookings",
         ),
+        (GROUPED_OVERVIEW.replace(PAGE, ""), "Do you take one page"),  # every event on every page
+        (GROUPED_OVERVIEW.replace("(page - 1) * per_page", "page * per_page"), "the offset is `(page - 1) * per_page`"),
+        (GROUPED_OVERVIEW.replace(".limit(per_page)", ".limit(per_page - 1)"), "Do you take one page"),
+        (GROUPED_OVERVIEW.replace("(page - 1) * per_page", "(per_page - 1) * page"), "Do you take one page"),
+        (  # the right rows, but every page reads the whole table
+            GROUPED_OVERVIEW.replace(PAGE, "").replace(
+                "    return [", "    rows = rows[(page - 1) * per_page:page * per_page]\n    return ["),
+            "a `LIMIT`",
+        ),
     ],
-    ids=["lazy-loop", "lazy-venue", "inner-join", "count-star", "seats"],
+    ids=["lazy-loop", "lazy-venue", "inner-join", "count-star", "seats", "no-page", "offset-page", "short-page",
+         "swapped", "sliced"],
 )
 def test_wrong_overviews_fail(project, body, expected):
     p = project(CHAPTER)
-    assert_rejected(p.write(OVERVIEW, _replace_function_body(p, OVERVIEW, "events_overview", body)).check("ex1"), expected)
+    assert_rejected(p.write(OVERVIEW, _replace_function_body(p, OVERVIEW, "events_overview", body)).sweep("ex1"), expected)
 
 
 def test_an_empty_overview_is_a_list(project):
@@ -156,7 +172,7 @@ def test_an_empty_overview_is_a_list(project):
     p = project(CHAPTER).edit(OVERVIEW, "    return [dict(row) for row in db.session.execute(statement).mappings()]\n",
                               "    rows = [dict(row) for row in db.session.execute(statement).mappings()]\n"
                               "    return rows or None\n")
-    assert_rejected(p.sweep("ex1"), "`events_overview()` returns a list (of 0 dicts)")
+    assert_rejected(p.sweep("ex1"), "`events_overview(1, 20)` returns a list (of 0 dicts)")
 
 
 def test_an_overview_grouped_by_venue_fails(project):
@@ -171,7 +187,8 @@ def test_overview_without_its_route_fails(project):
     """Does a project whose events routes were not updated (chapter 04's) say which cell to run?"""
     p = project(CHAPTER)
     p.write("tickethub/events/routes.py", workspace.files(CHAPTER, "start")["tickethub/events/routes.py"])
-    assert_rejected(p.check("ex1"), "Did you run the cell that writes `tickethub/events/routes.py`?")
+    assert_rejected(p.check("ex1"), "Did you run the cells that write `tickethub/pagination.py` and "
+                    "`tickethub/events/routes.py`?")
 
 
 # --- exercise 2: the detail page -------------------------------------------------------------------------
@@ -357,7 +374,104 @@ def test_locking_without_the_error_handler_fails(project):
     assert_rejected(p.check("ex4"), "Did you run the cell that writes `tickethub/errors.py`?")
 
 
-# --- exercise 5: the index migration --------------------------------------------------------------------
+# --- exercise 5: seats taken in one conditional UPDATE -----------------------------------------------------
+
+ATOMIC_UPDATE = """    taken = db.session.execute(
+        db.update(Event)
+        .where(Event.id == event_id, Event.seats_left >= seats)
+        # counting the version up makes an edit that read the event before this booking get 409
+        .values(seats_left=Event.seats_left - seats, version=Event.version + 1)
+    )
+"""
+TEXT_UPDATE = """    taken = db.session.execute(text(
+        "UPDATE events SET seats_left = seats_left - :n, version = version + 1 WHERE id = :id AND seats_left >= :n"
+    ), {"id": event_id, "n": seats})
+"""
+# chapter 03's booking: read, compare and subtract in Python (with exercise 4's version: 409 although seats are left)
+READ_MODIFY_WRITE = """    event = db.session.get(Event, event_id)
+    if event is None:
+        raise EventNotFound(event_id)
+    if event.seats_left < seats:
+        raise SoldOut(event.seats_left)
+    event.seats_left -= seats
+    event.version += 0
+    booking = Booking(event=event, email=email, seats=seats)
+"""
+# the value computed in Python from an earlier read, written by an UPDATE that has the condition
+STALE_VALUE = """    event = db.session.get(Event, event_id)
+    if event is None:
+        raise EventNotFound(event_id)
+    taken = db.session.execute(
+        db.update(Event).where(Event.id == event_id, Event.seats_left >= seats)
+        .values(seats_left=event.seats_left - seats, version=Event.version + 1)
+    )
+"""
+# the seats checked in Python first, then subtracted by an UPDATE without the condition
+PRE_CHECKED = """    event = db.session.get(Event, event_id)
+    if event is None:
+        raise EventNotFound(event_id)
+    if event.seats_left < seats:
+        raise SoldOut(event.seats_left)
+    taken = db.session.execute(
+        db.update(Event).where(Event.id == event_id)
+        .values(seats_left=Event.seats_left - seats, version=Event.version + 1)
+    )
+"""
+
+
+def _region(p) -> str:
+    """The lines of `book()` between the validation and `db.session.add(booking)`: the exercise's own."""
+    text = p.read(BOOKINGS)
+    start = text.index("\n", text.index("    email, seats = validate_booking(data, max_seats)")) + 1
+    return text[start:text.index("    db.session.add(booking)\n")]
+
+
+def _rewrite(p, old: str, new: str):
+    return p.write(BOOKINGS, p.read(BOOKINGS).replace(old, new))
+
+
+@pytest.mark.parametrize("update", [TEXT_UPDATE, ATOMIC_UPDATE.replace("db.update(Event)", "db.update(Event.__table__)")
+                                    .replace("Event.", "Event.__table__.c.").replace("Event.__table__.c.__table__", "Event.__table__")],
+                         ids=["text", "core-table"])
+def test_booking_alternatives_pass(project, update):
+    """Are the same conditional UPDATE in `text()`, or on the Core table, accepted?"""
+    p = project(CHAPTER)
+    _rewrite(p, ATOMIC_UPDATE, update)
+    if "text(" in update:
+        _rewrite(p, "from sqlalchemy.exc import IntegrityError\n", "from sqlalchemy import text\nfrom sqlalchemy.exc import IntegrityError\n")
+    assert_outcome(p.sweep("ex5"), Outcome.PASS)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        # the booking that fits is answered 409 "retry" (optimistic locking on a counter)
+        ("region", READ_MODIFY_WRITE, "a booking that another one overtakes still gets the seats left"),
+        # another booking's seats are overwritten: a lost update
+        ("region", READ_MODIFY_WRITE.replace("    event.version += 0\n", "").replace(
+            "    event.seats_left -= seats\n", "    db.session.execute(db.update(Event).where(Event.id == event_id)"
+            ".values(seats_left=event.seats_left - seats, version=Event.version + 1))\n"), "Subtract in the database"),
+        (ATOMIC_UPDATE, STALE_VALUE, "Subtract in the database"),
+        # no condition: the last seats are overbooked, and the database's CHECK constraint refuses it
+        (ATOMIC_UPDATE, PRE_CHECKED, "`seats_left_not_negative`"),
+        ("Event.seats_left >= seats", "Event.seats_left > seats", "With `>`, the last seats can never be booked"),
+        ("    if taken.rowcount == 0:", "    if False:", "Do you check `rowcount`?"),
+        ("    if taken.rowcount == 0:", "    if taken.rowcount == 0 and False:", "Do you check `rowcount`?"),
+        (", version=Event.version + 1", "", "count the version up"),
+        ("seats_left=Event.seats_left - seats", "seats_left=Event.seats_left - 1", "`seats_left` 0"),
+        ("        if event is None:\n            raise EventNotFound(event_id)\n", "        if event is None:\n"
+         "            raise SoldOut(0)\n", "404 for an event that does not exist"),
+    ],
+    ids=["optimistic", "lost-update", "stale-value", "no-condition", "greater", "no-rowcount", "rowcount-ignored",
+         "no-version", "one-seat", "no-404"],
+)
+def test_wrong_bookings_fail(project, old, new, expected):
+    p = project(CHAPTER)
+    _rewrite(p, _region(p) if old == "region" else old, new)
+    assert_rejected(p.sweep("ex5"), expected)
+
+
+# --- exercise 6: the index migration --------------------------------------------------------------------
 
 BATCH_MIGRATION_UPGRADE = '''    with op.batch_alter_table("bookings") as batch_op:
         batch_op.create_index(batch_op.f("ix_bookings_email"), ["email"], unique=False)
@@ -370,7 +484,7 @@ def test_migration_alternative_passes(project):
     """Is the autogenerate style (batch mode, `op.f`, `unique=False`) accepted?"""
     p = project(CHAPTER)
     p.write(MIGRATION, _replace_function_body(p, MIGRATION, "upgrade", BATCH_MIGRATION_UPGRADE))
-    assert_outcome(p.check("ex5"), Outcome.PASS)
+    assert_outcome(p.check("ex6"), Outcome.PASS)
 
 
 @pytest.mark.parametrize(
@@ -396,14 +510,14 @@ def test_migration_alternative_passes(project):
     ids=["composite", "name", "one-missing", "no-downgrade", "revision", "no-table-name", "other-table", "no-column"],
 )
 def test_wrong_migrations_fail(project, old, new, expected):
-    assert_rejected(project(CHAPTER).edit(MIGRATION, old, new).check("ex5"), expected)
+    assert_rejected(project(CHAPTER).edit(MIGRATION, old, new).check("ex6"), expected)
 
 
 def test_migration_without_the_models_indexes_fails(project):
     """Does a migration whose indexes models.py does not declare (chapter 04's models) point at exercise 4's cell?"""
     p = project(CHAPTER)
     p.write(MODELS, workspace.files(CHAPTER, "start")[MODELS])
-    assert_rejected(p.check("ex5"), "Did you run exercise 4's cell?")
+    assert_rejected(p.check("ex6"), "Did you run exercise 4's cell?")
 
 
 def test_given_files_change_only_what_the_chapter_adds():
@@ -417,8 +531,17 @@ def test_given_files_change_only_what_the_chapter_adds():
         MODELS: {'    venue_id: Mapped[int | None] = mapped_column(ForeignKey("venues.id"))',
                  "    email: Mapped[str] = mapped_column(String(254))"},
         "tickethub/__init__.py": {"    from . import bookings, errors, events, venues, warmup"},
+        "tickethub/events/routes.py": {"from ..pagination import paginate"},  # the overview's page helpers join it
+        "tickethub/pagination.py": {  # read by page_args() now, which the overview shares
+            '    page = _whole_number("page", 1)',
+            '    per_page = min(_whole_number("per_page", DEFAULT_PER_PAGE), MAX_PER_PAGE)'},
+        BOOKINGS: {  # exercise 5: the seats taken by one conditional UPDATE instead of a read and a write
+            '"""Business rules for bookings: seats are booked in one transaction, or not at all."""',
+            "    The booking and the event's new seat count are saved in one transaction: both, or neither.",
+            "    event = db.session.get(Event, event_id)", "    if event is None:", "    if event.seats_left < seats:",
+            "    event.seats_left -= seats", "    booking = Booking(event=event, email=email, seats=seats)"},
     }
-    for path in (MODELS, ERRORS, "tickethub/__init__.py", "tickethub/events/routes.py"):
+    for path in (MODELS, ERRORS, BOOKINGS, "tickethub/__init__.py", "tickethub/events/routes.py", "tickethub/pagination.py"):
         ours = cells[path].splitlines()
         gone = {line for line in start[path].splitlines() if line not in ours}
         assert gone == replaced.get(path, set()), f"{path}: {sorted(gone)}"

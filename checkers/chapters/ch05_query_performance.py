@@ -46,14 +46,19 @@ ex1 = chapter.exercise(
         "One query: select `Event.id`, `Event.name`, `Venue.name.label(\"venue\")` and a count of bookings, with "
         "`.outerjoin(Event.venue)`, so that events without a venue stay. The count can be a correlated subquery, "
         "`db.select(func.count(Booking.id)).where(Booking.event_id == Event.id).scalar_subquery()`, labelled "
-        "`\"bookings\"`. Order by `Event.id`, and turn the rows into dicts with `.mappings()`.",
+        "`\"bookings\"`. Order by `Event.id`, take one page with `.limit(per_page).offset((page - 1) * per_page)`, "
+        "and turn the rows into dicts with `.mappings()`.",
         "`bookings = db.select(func.count(Booking.id)).where(Booking.event_id == Event.id).scalar_subquery()`, then "
         "`statement = db.select(Event.id, Event.name, Venue.name.label(\"venue\"), bookings.label(\"bookings\"))"
-        ".outerjoin(Event.venue).order_by(Event.id)` and `return [dict(row) for row in "
+        ".outerjoin(Event.venue).order_by(Event.id).limit(per_page).offset((page - 1) * per_page)` and `return "
+        "[dict(row) for row in "
         "db.session.execute(statement).mappings()]`.",
     ],
 )
 ex1.defines("tickethub.events.overview", functions=["events_overview"])
+DEFAULT_PER_PAGE, MAX_PER_PAGE = 20, 100  # chapter 03's `pagination.py`
+PAGED = "Do you take one page, `.limit(per_page).offset((page - 1) * per_page)`, after `.order_by(Event.id)`? Page 1 " \
+    "starts at the first event: the offset is `(page - 1) * per_page`."
 KEYS = "Are the keys exactly `id`, `name`, `venue` and `bookings`, in event id order?"
 ROW_HINTS = {"id": KEYS, "bookings": "Is `bookings` the number of bookings, and 0 for an event without any? With a `LEFT "
              "JOIN` and `count(*)`, an event without bookings still has one row and counts 1: count `Booking.id`, which is "
@@ -61,7 +66,8 @@ ROW_HINTS = {"id": KEYS, "bookings": "Is `bookings` the number of bookings, and 
 
 
 def _overview(t, s, events: int) -> int:
-    """Add events until there are `events`, run `events_overview()`, compare every row; the number of queries it sent."""
+    """Add events until there are `events`, run `events_overview(1, MAX)` (one page of them all), compare every row; the
+    number of queries it sent."""
     n = events - len(s.expected)
     venues = dbkit.venues(t, [t.word().title() for _ in range(n - 1)])  # the first two events share a venue, the last has none
     venue_ids = [venues[0]["id"]] * 2 + [v["id"] if t.rng.random() > 0.2 else None for v in venues[1:-1]] + [None]
@@ -70,18 +76,19 @@ def _overview(t, s, events: int) -> int:
     s.expected += [{"id": e["id"], "name": e["name"], "venue": names.get(e["venue_id"]), "bookings": len(e["seats"])}
                    for e in dbkit.events(t, venue_ids, counts)]
     with dbkit.recording(t, s.check.engine) as seen:
-        result = _first(dbkit.attempt(t, s.check.app, s.overview))
-    _rows(t, result, s.expected)
+        result = _first(dbkit.attempt(t, s.check.app, s.overview, 1, MAX_PER_PAGE))
+    _rows(t, result, s.expected, (1, MAX_PER_PAGE))
     return len(seen.statements)
 
 
-def _rows(t, result, wanted: list[dict]) -> None:
-    t.require(isinstance(result, list), f"`events_overview()` returns a list (of {len(wanted)} dicts)",
+def _rows(t, result, wanted: list[dict], page: tuple) -> None:
+    t.require(isinstance(result, list), f"`events_overview{page}` returns a list (of {len(wanted)} dicts)",
               lambda: f"it returned {show(result)}", "Do you `return` the list of dicts at the end?")
-    t.require(len(result) == len(wanted), f"one dict per event: {len(wanted)} of them",
+    t.require(len(result) == len(wanted), f"one dict per event of `events_overview{page}`: {len(wanted)} of them",
               lambda: f"{len(result)} dicts" + (f", the first {show(result[0], 90)}" if result else ""),
-              "Does a `JOIN` drop events without a venue? Use `.outerjoin(Event.venue)` (a `LEFT OUTER JOIN`). Or do you "
-              "join the bookings, so that an event comes back once per booking? Group by the event, or count in a subquery.")
+              PAGED if wanted and not result else "Does a `JOIN` drop events without a venue? Use "
+              "`.outerjoin(Event.venue)` (a `LEFT OUTER JOIN`). Or do you join the bookings, so that an event comes back "
+              "once per booking? Group by the event, or count in a subquery.")
     for seen, want in zip(result, wanted):
         hint = "Is each item a `dict`? Rows from `.mappings()` are read-only mappings, not dicts: `[dict(row) for row in " \
             "result.mappings()]`." if not isinstance(seen, dict) else next((h for k, h in ROW_HINTS.items() if seen.get(
@@ -90,10 +97,11 @@ def _rows(t, result, wanted: list[dict]) -> None:
                   f"event {want['id']} as {show(want)}", lambda: show(seen), hint)
 
 
-@ex1.step("it lists every event with its venue's name and its number of bookings, in id order (`[]` for none)")
+@ex1.step("one page of every event lists each with its venue's name and its number of bookings, in id order (`[]` for none)")
 def _overview_small(t, names):
     s = State(overview=names.events_overview, check=dbkit.check_app(t, "events"), expected=[], small=t.rng.randrange(4, 8))
-    _rows(t, _first(dbkit.attempt(t, s.check.app, s.overview)), [])
+    for page in ((1, DEFAULT_PER_PAGE), (2, DEFAULT_PER_PAGE)):  # no events: every page is empty
+        _rows(t, _first(dbkit.attempt(t, s.check.app, s.overview, *page)), [], page)
     s.queries = _overview(t, s, s.small)
     return s
 
@@ -110,12 +118,51 @@ def _overview_large(t, s):
     return s
 
 
-@ex1.step("`GET /api/events/overview` answers `{\"events\": [...]}` (the route is given)")
+def _page(t, s, page: int, per_page: int) -> None:
+    """`events_overview(page, per_page)` gives the rows of that page, in no more queries than a page of all events."""
+    with dbkit.recording(t, s.check.engine) as seen:
+        result = _first(dbkit.attempt(t, s.check.app, s.overview, page, per_page))
+    wanted = s.expected[(page - 1) * per_page:page * per_page]
+    t.require(isinstance(result, list) and [row.get("id") if isinstance(row, dict) else row for row in result] == [
+        row["id"] for row in wanted], f"`events_overview({page}, {per_page})` gives the events "
+        + (f"{wanted[0]['id']} to {wanted[-1]['id']}" if wanted else "of no page: `[]`") + f" of {len(s.expected)}",
+        lambda: "events " + show([row.get("id") for row in result], 120) if isinstance(result, list) and all(
+            isinstance(row, dict) for row in result) else show(result, 120), PAGED)
+    _rows(t, result, wanted, (page, per_page))
+    t.require(any(re.search(r"\bLIMIT\b", sql, re.I) for sql in seen.sql), "the page taken by the database: a `LIMIT`",
+              lambda: "no `LIMIT` in " + "; ".join(f"`{dbkit.excerpt(sql)}`" for sql in seen.sql), "Do you read every "
+              "event and slice the list in Python? Every page then reads the whole table. Let the database do it: "
+              "`.limit(per_page).offset((page - 1) * per_page)`.")
+    t.require(len(seen.statements) <= s.queries, f"at most {s.queries} queries for a page, as for one page of all events",
+              f"{len(seen.statements)} for page {page} of {per_page} events", "Does the number of queries depend on the "
+              "page? Page the events' statement itself, with `.limit()` and `.offset()`.")
+
+
+@ex1.step("pages: `per_page` events from the `(page - 1) * per_page`-th, the rest on the last page, `[]` past the end")
+def _overview_pages(t, s):
+    total = len(s.expected)
+    per_page = next(n for n in range(t.rng.randrange(3, 8), total) if total % n)  # a last page that is not full
+    last = -(-total // per_page)
+    for page, size in ((1, per_page), (t.rng.randrange(2, last), per_page), (last, per_page), (last + 1, per_page),
+                       (1, total), (2, total), (total, 1)):  # also one page of exactly all of them, and pages of one
+        _page(t, s, page, size)
+    return s
+
+
+@ex1.step("`GET /api/events/overview?page=&per_page=` answers chapter 03's page: `items`, `page`, `per_page`, `total`, "
+          "`pages` (the route is given)")
 def _overview_route(t, s):
-    body = t.json(s.check.client.get("/api/events/overview"), 200, "the overview",
-                  "Did you run the cell that writes `tickethub/events/routes.py`? It adds the route.")
-    t.require(isinstance(body, dict) and body.get("events") == s.expected, f"`{{\"events\": [...]}}` with "
-              f"{len(s.expected)} events", lambda: show(body), "Does `events_overview()` return plain dicts, ready for JSON?")
+    total, per_page = len(s.expected), t.rng.randrange(3, 8)
+    pages = -(-total // per_page)
+    for query, page, size in (({}, 1, DEFAULT_PER_PAGE), ({"page": pages, "per_page": per_page}, pages, per_page)):
+        body = t.json(s.check.client.get("/api/events/overview", query_string=query), 200, "a page of the overview",
+                      "Did you run the cells that write `tickethub/pagination.py` and `tickethub/events/routes.py`? They "
+                      "add `page_args()`, `page_json()` and the route.")
+        wanted = {"items": s.expected[(page - 1) * size:page * size], "page": page, "per_page": size, "total": total,
+                  "pages": -(-total // size)}
+        t.require(body == wanted, f"`{show({**wanted, 'items': '[...]'})}` with {len(wanted['items'])} items",
+                  lambda: show(body, 200), "Does `events_overview(page, per_page)` take the page first, then its size, "
+                  "and return plain dicts, ready for JSON?")
 
 
 # --- exercise 2: the detail page ---------------------------------------------------------------------
@@ -448,27 +495,123 @@ def _stale_patch(t, s):
     return s
 
 
-@ex4.step("two bookings racing for the last seats never overbook: the late one gets 409")
-def _race_booking(t, s):
-    capacity = t.rng.randrange(4, 9)
-    event_id = dbkit.insert(t, EVENTS, {"name": t.word("Last ").title(), "capacity": capacity, "seats_left": capacity})[0]
-    theirs = t.rng.randrange(2, capacity - 1)
-    ours = capacity - theirs + t.rng.randrange(1, theirs + 1)  # enough when read, too many once theirs is booked
-    reply = _meanwhile(t, s, "post", f"/api/events/{event_id}/bookings", {"email": f"{t.word()}@example.com", "seats": ours},
-                       dbkit.insert_op(BOOKINGS, {"event_id": event_id, "email": f"{t.word()}@example.com", "seats": theirs}),
-                       dbkit.update_op(EVENTS, {"id": event_id}, add={"seats_left": -theirs, "version": 1}))
-    sold = sum(row["seats"] for row in dbkit.rows(t, BOOKINGS, event_id=event_id))
-    left = dbkit.one(t, EVENTS, event_id)["seats_left"]
-    t.require(reply.status_code == 409 and sold == theirs and left == capacity - theirs,
-              f"409 for {ours} seats booked while another request took {theirs} of {capacity}; {theirs} seats sold, "
-              f"{capacity - theirs} left", f"{reply.status_code}; {sold} seats sold, `seats_left` {left}",
-              "Is `version_id_col` set? Without it, the late booking writes the seat count it computed from an old read, "
-              "the other booking's seats are forgotten, and the event is overbooked.")
-
-
-# --- exercise 5: the index migration -----------------------------------------------------------------
+# --- exercise 5: booking seats in one statement ------------------------------------------------------
 
 ex5 = chapter.exercise(
+    "Seats taken in one conditional `UPDATE`",
+    hints=[
+        "Let the database check and subtract in one statement: `db.update(Event).where(Event.id == event_id, "
+        "Event.seats_left >= seats).values(seats_left=Event.seats_left - seats, version=Event.version + 1)`, run with "
+        "`db.session.execute(...)`. Nothing is read first, so nothing read can be out of date.",
+        "The result's `rowcount` says how many rows the `UPDATE` changed: 0 means no event with that id had enough seats. "
+        "Then find out which: `db.session.get(Event, event_id)` is `None` (`raise EventNotFound(event_id)`), or "
+        "`raise SoldOut(event.seats_left)`. `>=`, not `>`: booking exactly the last seats must work.",
+        "`taken = db.session.execute(db.update(Event).where(Event.id == event_id, Event.seats_left >= seats)"
+        ".values(seats_left=Event.seats_left - seats, version=Event.version + 1))`, then `if taken.rowcount == 0:` "
+        "look the event up and raise `EventNotFound` or `SoldOut`; else `booking = Booking(event_id=event_id, "
+        "email=email, seats=seats)`. The given lines add it and commit.",
+    ],
+)
+ex5.defines("tickethub.bookings.services", functions=["book"], classes=["SoldOut", "AlreadyBooked"])
+ATOMIC = "Do you read the event, then write the seat count you computed in Python? Another booking in between is " \
+    "then lost (or, with a version, answered 409 although seats are left). Subtract in the database: " \
+    "`.values(seats_left=Event.seats_left - seats)`, with `Event.seats_left >= seats` in the `.where(...)`."
+NEGATIVE = {"IntegrityError": "The database refused a negative `seats_left` (the `CHECK` constraint "
+            "`seats_left_not_negative`): your `UPDATE` subtracted more seats than were left. Is `Event.seats_left >= seats` "
+            "in its `.where(...)`, so that it changes no row instead?"}
+ROWCOUNT = "Do you check `rowcount`? When the `UPDATE` changed no row, there were not enough seats: raise `SoldOut` " \
+    "before adding the booking."
+
+
+def _event(t, seats: int) -> int:
+    return dbkit.insert(t, EVENTS, {"name": t.word("Last ").title(), "capacity": seats, "seats_left": seats})[0]
+
+
+def _state(t, event_id: int) -> tuple:
+    """(seats sold, `seats_left`, version) of an event, as the database has them."""
+    event = dbkit.one(t, EVENTS, event_id)
+    return sum(row["seats"] for row in dbkit.rows(t, BOOKINGS, event_id=event_id)), event["seats_left"], event["version"]
+
+
+def _book(t, s, event_id: int, seats: int, *others):
+    """POST a booking of `seats`, with `others`' ops (another request) committed just before its `UPDATE` of events."""
+    json = {"email": f"{t.word()}@example.com", "seats": seats}
+    if not others:
+        return dbkit.send(t, s.check.client, "post", f"/api/events/{event_id}/bookings", "StaleDataError", "no "
+                          "`StaleDataError`", ATOMIC, json=json)
+    return _meanwhile(t, s, "post", f"/api/events/{event_id}/bookings", json, *others)
+
+
+def _other(t, event_id: int, seats: int) -> tuple:
+    """Another request's booking of `seats`, as one atomic write would make it."""
+    return (dbkit.insert_op(BOOKINGS, {"event_id": event_id, "email": f"{t.word()}@example.com", "seats": seats}),
+            dbkit.update_op(EVENTS, {"id": event_id}, add={"seats_left": -seats, "version": 1}))
+
+
+@ex5.step("booking exactly the seats left: 201, `seats_left` 0, and the event's `version` counted up")
+def _book_last(t, names):
+    s = State(check=dbkit.check_app(t, "events", "bookings"))
+    seats = t.rng.randrange(1, 6)
+    event_id = _event(t, seats)
+    reply = _book(t, s, event_id, seats)
+    t.json(reply, 201, f"the booking of the last {seats} seats", "Is the condition `Event.seats_left >= seats`? With `>`, "
+           "the last seats can never be booked.")
+    state = _state(t, event_id)
+    t.require(state == (seats, 0, 2), f"{seats} seats sold, `seats_left` 0, version 2", lambda: f"{state[0]} sold, "
+              f"`seats_left` {state[1]}, version {state[2]}", "Do you subtract the seats (`seats_left=Event.seats_left - "
+              "seats`) and count the version up (`version=Event.version + 1`), so that an edit which read the event "
+              "before this booking gets 409 instead of writing back an old `seats_left`?")
+    return s
+
+
+@ex5.step("more seats than are left, or an unknown event: 409 and 404, and nothing changes", errors=NEGATIVE)
+def _book_refused(t, s):
+    left = t.rng.randrange(1, 6)
+    event_id = _event(t, left)
+    reply = _book(t, s, event_id, left + t.rng.randrange(1, 3))
+    state = _state(t, event_id)
+    t.require(reply.status_code == 409 and state == (0, left, 1), f"409 for more than the {left} seats left, and the "
+              f"event unchanged: 0 sold, `seats_left` {left}, version 1", f"{reply.status_code}; {state[0]} sold, "
+              f"`seats_left` {state[1]}, version {state[2]}", ROWCOUNT)
+    reply = _book(t, s, t.rng.randrange(10**6, 10**7), 1)
+    t.json(reply, 404, "404 for an event that does not exist", "When no row changed and `db.session.get(Event, "
+           "event_id)` is `None`, do you `raise EventNotFound(event_id)`?")
+    return s
+
+
+@ex5.step("a booking that another one overtakes still gets the seats left, and neither is lost (no 409, no retry)")
+def _book_overtaken(t, s):
+    capacity = t.rng.randrange(6, 12)
+    theirs = t.rng.randrange(1, capacity // 2)
+    ours = capacity - theirs - t.rng.randrange(0, 2)
+    event_id = _event(t, capacity)
+    reply = _book(t, s, event_id, ours, *_other(t, event_id, theirs))
+    state = _state(t, event_id)
+    t.require(reply.status_code == 201 and state == (theirs + ours, capacity - theirs - ours, 3),
+              f"201 for {ours} seats booked while another request took {theirs} of {capacity}; {theirs + ours} sold, "
+              f"`seats_left` {capacity - theirs - ours}", f"{reply.status_code}; {state[0]} sold, `seats_left` {state[1]}",
+              ATOMIC)
+    return s
+
+
+@ex5.step("two bookings racing for the last seats never overbook: the late one gets 409, and the other's seats stay",
+          errors=NEGATIVE)
+def _book_race(t, s):
+    capacity = t.rng.randrange(4, 9)
+    theirs = t.rng.randrange(2, capacity - 1)
+    ours = capacity - theirs + t.rng.randrange(1, theirs + 1)  # enough when read, too many once theirs is booked
+    event_id = _event(t, capacity)
+    reply = _book(t, s, event_id, ours, *_other(t, event_id, theirs))
+    state = _state(t, event_id)
+    t.require(reply.status_code == 409 and state == (theirs, capacity - theirs, 2),
+              f"409 for {ours} seats booked while another request took {theirs} of {capacity}; {theirs} seats sold, "
+              f"{capacity - theirs} left", f"{reply.status_code}; {state[0]} seats sold, `seats_left` {state[1]}",
+              f"Is `Event.seats_left >= seats` in the `UPDATE`'s `WHERE`? {ROWCOUNT}")
+
+
+# --- exercise 6: the index migration -----------------------------------------------------------------
+
+ex6 = chapter.exercise(
     "A migration that adds the indexes",
     hints=[
         "A migration changes the schema with `op`: `op.create_index(name, table, [columns])` in `upgrade()`, and "
@@ -480,7 +623,7 @@ ex5 = chapter.exercise(
         "`op.drop_index(\"ix_bookings_email\", table_name=\"bookings\")`.",
     ],
 )
-ex5.defines("check_0004_indexes", path=MIGRATION, functions=["upgrade", "downgrade"])
+ex6.defines("check_0004_indexes", path=MIGRATION, functions=["upgrade", "downgrade"])
 INDEXES = {"ix_bookings_email": (BOOKINGS, ["email"]), "ix_events_venue_id": (EVENTS, ["venue_id"])}
 LOOKUPS = {"ix_bookings_email": ("SELECT id, event_id, seats FROM bookings WHERE email = :value", "ada@example.com"),
            "ix_events_venue_id": ("SELECT id, name FROM events WHERE venue_id = :value", 1)}
@@ -495,7 +638,7 @@ def _migrate(t, s, function: str) -> dict:
     return dbkit.indexes(t, BOOKINGS, EVENTS)
 
 
-@ex5.step("`migrations/versions/0004_indexes.py` is revision `0004_indexes`, after `0003_event_version`")
+@ex6.step("`migrations/versions/0004_indexes.py` is revision `0004_indexes`, after `0003_event_version`")
 def _migration_file(t, names):
     ids = (t.get(names.module, "revision"), t.get(names.module, "down_revision"))
     t.require(ids == ("0004_indexes", "0003_event_version"), "`revision = \"0004_indexes\"` and "
@@ -503,7 +646,7 @@ def _migration_file(t, names):
     return State(migration=names.module)
 
 
-@ex5.step("`upgrade()` creates `ix_bookings_email` on `bookings (email)` and `ix_events_venue_id` on `events (venue_id)`")
+@ex6.step("`upgrade()` creates `ix_bookings_email` on `bookings (email)` and `ix_events_venue_id` on `events (venue_id)`")
 def _migration_upgrade(t, s):
     s.models = t.module("tickethub.models")
     dbkit.create_tables(t, dbkit.learner_db(t))  # the schema as migration 0003 leaves it: no indexes yet
@@ -518,7 +661,7 @@ def _migration_upgrade(t, s):
     return s
 
 
-@ex5.step("the query plans use them: `… FROM bookings WHERE email = ?` and `… FROM events WHERE venue_id = ?`")
+@ex6.step("the query plans use them: `… FROM bookings WHERE email = ?` and `… FROM events WHERE venue_id = ?`")
 def _migration_plans(t, s):
     for name, (sql, value) in LOOKUPS.items():
         plan = dbkit.plan(t, sql, {"value": value})
@@ -528,7 +671,7 @@ def _migration_plans(t, s):
     return s
 
 
-@ex5.step("`models.py` declares the same two indexes, so autogenerate finds nothing to do")
+@ex6.step("`models.py` declares the same two indexes, so autogenerate finds nothing to do")
 def _migration_models(t, s):
     schema = dbkit.describe(t, dbkit.learner_db(t), {name: t.get(s.models, name) for name in ("Booking", "Event")})
     declared = {name: (facts.get("table"), columns) for facts in schema.values()
@@ -539,7 +682,7 @@ def _migration_models(t, s):
     return s
 
 
-@ex5.step("`downgrade()` drops both indexes (and the plans no longer use them); `upgrade()` works again after it")
+@ex6.step("`downgrade()` drops both indexes (and the plans no longer use them); `upgrade()` works again after it")
 def _migration_downgrade(t, s):
     left = [name for name in _migrate(t, s, "downgrade") if name in INDEXES]
     t.require(not left, "no `ix_bookings_email` or `ix_events_venue_id` after `downgrade()`",
@@ -554,7 +697,7 @@ def _migration_downgrade(t, s):
     return s
 
 
-@ex5.step("`downgrade()` names each index's own table (`table_name=`), as Alembic's SQL for MySQL needs")
+@ex6.step("`downgrade()` names each index's own table (`table_name=`), as Alembic's SQL for MySQL needs")
 def _migration_tables(t, s):
     sql = dbkit.migration_sql(t, s.migration, "downgrade")
     for name, (table, _) in INDEXES.items():
