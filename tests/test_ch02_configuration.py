@@ -19,6 +19,7 @@ GITIGNORE = ".gitignore"
 
 # --- exercise 1: config classes ----------------------------------------------------------------
 
+DEV_DOC = '    """Your laptop: Config\'s defaults as they are. Debug mode comes from `flask run --debug`."""\n'
 CONFIG_ALTERNATIVE = '''
 """Settings per environment, written differently."""
 import os
@@ -26,7 +27,7 @@ import os
 
 class Config:
     SECRET_KEY = "dev"
-    DEBUG = TESTING = False
+    TESTING = False
     MAX_TICKETS_PER_ORDER = 10
     SITE_NAME = "TicketHub"
     JSON_SORT_KEYS = True
@@ -37,7 +38,7 @@ class Config:
 
 
 class DevelopmentConfig(Config):
-    DEBUG = True
+    pass
 
 
 class TestingConfig(Config):
@@ -78,15 +79,25 @@ def test_configs_of_a_dict_subclass_pass(project):
             "",
             "`ProductionConfig.SECRET_KEY` is 'dev'",
         ),
-        (  # testing built on development inherits DEBUG
-            "class TestingConfig(Config):",
-            "class TestingConfig(DevelopmentConfig):",
-            "`TestingConfig.DEBUG` is `False`",
+        (  # the old idiom: DEBUG in the development class, which the flask command overwrites
+            DEV_DOC,
+            DEV_DOC + "\n    DEBUG = True\n",
+            "`DevelopmentConfig` has no `DEBUG`",
+        ),
+        (  # DEBUG = False as a shared default: it hides FLASK_DEBUG from verify_config
+            '    TESTING = False\n',
+            '    TESTING = False\n    DEBUG = False\n',
+            "`Config` has no `DEBUG`",
+        ),
+        (  # production "makes sure" debug mode is off, and so hides it
+            "    SESSION_COOKIE_SECURE = True\n",
+            "    SESSION_COOKIE_SECURE = True\n    DEBUG = False\n",
+            "`ProductionConfig` has no `DEBUG`",
         ),
         (  # a string where a bool belongs
-            "    DEBUG = True\n",
-            '    DEBUG = "True"\n',
-            "`DevelopmentConfig.DEBUG` is 'True'",
+            "    TESTING = True\n",
+            '    TESTING = "True"\n',
+            "`TestingConfig.TESTING` is 'True'",
         ),
         (  # a number as text
             "MAX_TICKETS_PER_ORDER = 10",
@@ -133,19 +144,22 @@ STARTUP_ALTERNATIVE = '''
 
 MIN_SECRET_KEY_LENGTH = 32
 WEAK = {"dev", "secret", "changeme", "change-me"}
+RELAXED = frozenset({"development", "testing"})
 
 
 class ConfigError(RuntimeError):
     """The configuration is not safe to run with."""
 
 
-def verify_config(config):
+def verify_config(config, environment="production"):
     """Raise ConfigError if `config` is unsafe to run with."""
-    relaxed = bool(config.get("DEBUG")) or bool(config.get("TESTING"))
+    relaxed = environment in RELAXED
     key = config.get("SECRET_KEY")
     problem = None
     if relaxed:
         return
+    if config.get("DEBUG", False) is not False and config["DEBUG"]:
+        raise ConfigError(f"{environment} must not run the debugger: remove FLASK_DEBUG=1")
     if key is None or key == "" or key == b"":
         problem = "SECRET_KEY is not set"
     elif not isinstance(key, (str, bytes)):
@@ -160,6 +174,16 @@ def verify_config(config):
 '''
 
 
+RELAXED_IF = '    if environment in ("development", "testing"):  # the name, which no setting can change\n        return\n'
+DEBUG_IF = (
+    '    if config.get("DEBUG"):\n'
+    "        raise ConfigError(\n"
+    '            f"Debug mode is on in {environment!r}: the debugger gives anyone who sees an error page a Python "\n'
+    '            "console. Unset FLASK_DEBUG (and TICKETHUB_DEBUG), and start the server without --debug."\n'
+    "        )\n"
+)
+
+
 def test_startup_alternative_passes(project):
     """Is a different structure, with other weak keys and `token_urlsafe`, accepted?"""
     assert_outcome(project(CHAPTER).write(STARTUP, STARTUP_ALTERNATIVE).sweep("ex2"), Outcome.PASS)
@@ -169,9 +193,34 @@ def test_startup_alternative_passes(project):
     ("old", "new", "expected"),
     [
         (  # checks the key even in development
-            '    if config.get("DEBUG") or config.get("TESTING"):\n        return\n',
+            RELAXED_IF,
             "",
-            "lets `DEBUG` and `TESTING` apps run without a real key",
+            "lets development and testing run without a real key",
+        ),
+        (  # the chapter's old rule: trusts settings that any TICKETHUB_* variable can switch on
+            'if environment in ("development", "testing"):',
+            'if config.get("DEBUG") or config.get("TESTING"):',
+            "Do you `return` before any other test when `environment`",
+        ),
+        (  # strict in production only: a staging site runs with "dev"
+            'if environment in ("development", "testing"):',
+            'if environment != "production":',
+            "neither development nor testing",
+        ),
+        (  # no debug-mode refusal
+            DEBUG_IF,
+            "",
+            "even with a real key",
+        ),
+        (  # a debug refusal that does not say what to switch off
+            "Unset FLASK_DEBUG (and TICKETHUB_DEBUG), and start",
+            "Start",
+            "a message that names `FLASK_DEBUG`",
+        ),
+        (  # any DEBUG key at all refused, also False
+            '    if config.get("DEBUG"):\n',
+            '    if "DEBUG" in config:\n',
+            "debug mode is off",
         ),
         (  # exactly 32 characters refused
             "len(key) < MIN_SECRET_KEY_LENGTH",
@@ -235,7 +284,7 @@ def create_app(test_config=None):
     app.config.from_pyfile("config.py", silent=True)
     app.config.from_prefixed_env(prefix="TICKETHUB")
     app.config.update(test_config or {})
-    verify_config(app.config)
+    verify_config(app.config, os.getenv("TICKETHUB_ENV") or "development")
 
     from . import errors, events, venues, warmup
 
@@ -280,7 +329,7 @@ def test_init_alternative_passes(project):
         (  # loading the class is forgotten: no DEBUG, no key, so the start-up check refuses
             "    app.config.from_object(configs[name])\n",
             "",
-            "do you load that class with `app.config.from_object(configs[name])`",
+            "do you load the class with `app.config.from_object(configs[name])`",
         ),
         (  # a missing instance file is an error
             'from_pyfile("config.py", silent=True)',
@@ -312,14 +361,19 @@ def test_init_alternative_passes(project):
             "Do you apply `test_config`",
         ),
         (  # no start-up check
-            "    verify_config(app.config)  # last: the real secret arrives in a late layer\n",
+            "    verify_config(app.config, name)  # last: the real secret arrives in a late layer\n",
             "",
-            "Does `create_app()` call `verify_config(app.config)`",
+            "Does `create_app()` call `verify_config(app.config, name)`",
+        ),
+        (  # the check told it is always development
+            "verify_config(app.config, name)  #",
+            'verify_config(app.config, "development")  #',
+            "with the `name` it chose the class by",
         ),
         (  # checked too early, before the key arrives
             LAYERS,
             "    app.config.from_object(configs[name])\n"
-            "    verify_config(app.config)\n"
+            "    verify_config(app.config, name)\n"
             '    app.config.from_pyfile("config.py", silent=True)\n'
             '    app.config.from_prefixed_env("TICKETHUB")\n',
             "The key only arrives with the environment layer",
@@ -337,7 +391,7 @@ def test_init_wrong_answers_fail(project, old, new, expected):
 
 def test_a_broken_factory_is_blamed_on_exercise_3_only(project):
     """Are `config.py` and `startup.py` checked on their own, so a half-written `__init__.py` breaks only ex3?"""
-    p = project(CHAPTER).edit(INIT, "    verify_config(app.config)  #", "    verify_config(app.config) +  #")
+    p = project(CHAPTER).edit(INIT, "    verify_config(app.config, name)  #", "    verify_config(app.config, name) +  #")
     assert_outcome(p.check("ex1"), Outcome.PASS)
     assert_outcome(p.check("ex2"), Outcome.PASS)
     assert_outcome(p.check("ex3"), Outcome.ERROR, "SyntaxError", f"{INIT}, line")
@@ -500,7 +554,7 @@ def test_gitignore_matcher_agrees_with_git(tmp_path, text):
     [
         (CONFIG, "ex1", '    SITE_NAME = "TicketHub"\n', '    SITE_NAME = "TicketHub"\n    SESSION_COOKIE_SECURE = True\n',
          "does not set `SESSION_COOKIE_SECURE` on"),  # HTTPS-only cookies in production only
-        (CONFIG, "ex1", "    DEBUG = True\n", "    DEBUG = True\n    TESTING = True\n",
+        (CONFIG, "ex1", DEV_DOC, DEV_DOC + "\n    TESTING = True\n",
          "`DevelopmentConfig.TESTING` is `False`"),  # only TestingConfig sets TESTING
         (STARTUP, "ex2", "len(key) < MIN_SECRET_KEY_LENGTH", "len(key) < MIN_SECRET_KEY_LENGTH - 1",
          "(31 characters)"),  # shorter than 32, always at the boundary
@@ -510,7 +564,8 @@ def test_gitignore_matcher_agrees_with_git(tmp_path, text):
         (STARTUP, "ex2", '    key = config.get("SECRET_KEY")\n',
          '    key = config.get("SECRET_KEY")\n    if isinstance(key, int):\n        raise ConfigError("not text")\n',
          "a message that names `TICKETHUB_SECRET_KEY`"),  # every refusal says what to do
-        (INIT, "ex3", TEST_CONFIG + "    verify_config(app.config)", "    verify_config(app.config)\n" + TEST_CONFIG,
+        (INIT, "ex3", TEST_CONFIG + "    verify_config(app.config, name)",
+         "    verify_config(app.config, name)\n" + TEST_CONFIG,
          "`test_config` included"),  # verify_config after every layer, test_config too
         (INIT, "ex3", "    app.register_blueprint(warmup.bp)\n", "", "`warmup.bp`"),  # chapter 01's registrations
         (INIT, "ex3", '    app.register_blueprint(venues.bp, url_prefix="/api/venues")\n', "", "`venues.bp`"),

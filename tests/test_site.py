@@ -95,9 +95,9 @@ def site():
     """The website, built by `course.py site`: its html folder and the build's output."""
     if not shutil.which("npm") and not (build.VENDOR / "mermaid" / "VERSION").exists():
         unavailable("npm is missing: the site build fetches Mermaid from the npm registry once")
-    done = subprocess.run([sys.executable, str(ROOT / "course.py"), "site"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
-    output = done.stdout + done.stderr
+    done = subprocess.run([sys.executable, str(ROOT / "course.py"), "site"], cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=600)  # one stream, in the order printed
+    output = done.stdout
     assert done.returncode == 0, f"the site build failed:\n{output[-5000:]}"
     # Sphinx's part only: a first run's pip may warn about things that are none of the site's
     return build.HTML, output[output.index("[course] building the course website"):]

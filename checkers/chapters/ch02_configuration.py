@@ -21,23 +21,27 @@ CLASSES = ("Config", "DevelopmentConfig", "TestingConfig", "ProductionConfig")
 ENVIRONMENTS = ("development", "testing", "production")  # in the order of CLASSES[1:]
 MAKE_A_KEY = 'python -c "import secrets; print(secrets.token_hex())"'
 INSTANCE = "instance/config.py"
+DEBUG_FROM = "the server's start (`flask run --debug`, `FLASK_DEBUG=1`)"
+RELAXED = ("development", "testing")  # the only environments that may run with the tutorial's key
 KEYS = ("DEBUG", "TESTING", "SECRET_KEY", "MAX_TICKETS_PER_ORDER", "SITE_NAME", "FEATURES", "SESSION_COOKIE_SECURE")
 ABSENT = "\0absent"  # what `t.get` answers for a name that is not there
 
 ex1 = chapter.exercise("Config classes per environment", hints=[
     "Put every setting in `Config` as an UPPERCASE class attribute (`app.config.from_object()` ignores lowercase "
     "names). Each subclass then changes only what differs for its environment.",
-    "`class DevelopmentConfig(Config):` inherits everything from `Config`; inside it, `DEBUG = True` is all it needs. "
-    "`TestingConfig` sets `TESTING = True`. `ProductionConfig` sets `SECRET_KEY = None` (the real key comes from the "
+    "`class DevelopmentConfig(Config):` inherits everything from `Config`; a docstring is all it needs for now. "
+    "`TestingConfig` sets `TESTING = True`. No class sets `DEBUG`: debug mode comes from " + DEBUG_FROM + ". "
+    "`ProductionConfig` sets `SECRET_KEY = None` (the real key comes from the "
     "environment) and `SESSION_COOKIE_SECURE = True`.",
-    "`Config` holds `SECRET_KEY = \"dev\"`, `DEBUG = False`, `TESTING = False`, `MAX_TICKETS_PER_ORDER = 10` and "
+    "`Config` holds `SECRET_KEY = \"dev\"`, `TESTING = False`, `MAX_TICKETS_PER_ORDER = 10` and "
     "`SITE_NAME = \"TicketHub\"`. At the end of the file: `configs = {\"development\": DevelopmentConfig, \"testing\": "
     "TestingConfig, \"production\": ProductionConfig}` (the classes themselves, not instances or strings).",
 ])
 ex2 = chapter.exercise("Refuse to start without a real secret", hints=[
-    "Return early when `config.get(\"DEBUG\")` or `config.get(\"TESTING\")` is true. Otherwise look at "
-    "`config.get(\"SECRET_KEY\")` (`.get`, because the key may be missing) and `raise ConfigError(...)` when it is "
-    "not a real secret.",
+    "Return early when `environment in (\"development\", \"testing\")`, and only then: `DEBUG` and `TESTING` are "
+    "settings like any other, which an environment variable can switch on. Otherwise refuse debug mode "
+    "(`config.get(\"DEBUG\")`), then look at `config.get(\"SECRET_KEY\")` (`.get`, because the key may be missing) and "
+    "`raise ConfigError(...)` when it is not a real secret.",
     "A key is not a real secret when it is missing or empty (`not key`), when it is not text, when it is `\"dev\"`, or "
     "when `len(key) < MIN_SECRET_KEY_LENGTH`. One `if` with `or` covers them all; test `isinstance(key, (str, bytes))` "
     "before calling `len()`.",
@@ -54,8 +58,9 @@ ex3 = chapter.exercise("Load configuration in layers in `create_app()`", require
     "fine; `instance_relative_config=True` (already in the `Flask(...)` line) makes `from_pyfile` look in the "
     "instance folder.",
     "After the layers: `if test_config is not None: app.config.from_mapping(test_config)`, then "
-    "`verify_config(app.config)`: it must come after every layer, because the real key arrives from the environment "
-    "(or the instance file), not from the class.",
+    "`verify_config(app.config, name)`: it must come after every layer, because the real key arrives from the "
+    "environment (or the instance file), not from the class; and it is told the environment's `name`, which no "
+    "setting can change.",
 ])
 ex4 = chapter.exercise("`wsgi.py`: load `.env`, then build the app", requires=[ex3], hints=[
     "`wsgi.py` is four lines: import `load_dotenv` from `dotenv`, call it, import `create_app` from `tickethub`, and "
@@ -89,7 +94,7 @@ def _warm_up():
 def _scene(env: dict, files: dict):
     """Exactly these TICKETHUB_* variables, and these files (text, or None: absent), for one block."""
     with patch.dict(os.environ):
-        for name in [n for n in os.environ if n.startswith("TICKETHUB_")] + ["PYTHON_DOTENV_DISABLED"]:
+        for name in [n for n in os.environ if n.startswith("TICKETHUB_")] + ["PYTHON_DOTENV_DISABLED", "FLASK_DEBUG"]:
             os.environ.pop(name, None)
         os.environ.update(env)
         paths = {Path.cwd() / rel: text for rel, text in files.items()}
@@ -176,17 +181,18 @@ def _subclasses(t, names):
 UPPERCASE = ("Is the name spelled in UPPERCASE, with a value of the right type (`False`, not `\"False\"`; `10`, "
              "not `\"10\"`)?")
 SETTINGS = {  # step -> (class, setting, accepted values, expected, hint)
-    "`Config` holds the shared defaults: `SECRET_KEY`, `DEBUG`, `TESTING`, `MAX_TICKETS_PER_ORDER`, `SITE_NAME`": [
+    "`Config` holds the shared defaults: `SECRET_KEY`, `TESTING`, `MAX_TICKETS_PER_ORDER`, `SITE_NAME`": [
         ("Config", name, (value,), f"`Config.{name} = {value!r}`", UPPERCASE) for name, value in (
-            ("SECRET_KEY", "dev"), ("DEBUG", False), ("TESTING", False), ("MAX_TICKETS_PER_ORDER", 10),
-            ("SITE_NAME", "TicketHub"))],
-    "`DevelopmentConfig` turns `DEBUG` on, only `TestingConfig` sets `TESTING`, production has neither": [
-        (cls, name, (value,), f"`{cls}.{name}` is `{value}`",
-         f"Does `{cls}` inherit from `Config` directly, and set only what differs for its environment?" + (
-             " (`DEBUG` in production would let anyone run code through the debugger.)" if cls[0] == "P" else ""))
-        for cls, debug, testing in (("DevelopmentConfig", True, False), ("TestingConfig", False, True),
-                                    ("ProductionConfig", False, False))
-        for name, value in (("DEBUG", debug), ("TESTING", testing))],
+            ("SECRET_KEY", "dev"), ("TESTING", False), ("MAX_TICKETS_PER_ORDER", 10), ("SITE_NAME", "TicketHub"))],
+    "only `TestingConfig` turns `TESTING` on": [
+        (cls, "TESTING", (testing,), f"`{cls}.TESTING` is `{testing}`",
+         f"Does `{cls}` inherit from `Config` directly, and set only what differs for its environment?")
+        for cls, testing in (("DevelopmentConfig", False), ("TestingConfig", True), ("ProductionConfig", False))],
+    "no class sets `DEBUG`: debug mode is chosen when the server starts": [
+        (cls, "DEBUG", (ABSENT,), f"`{cls}` has no `DEBUG`", "Did you remove every `DEBUG = ...`, in `Config` too? "
+         "The `flask` command overwrites it with `FLASK_DEBUG` anyway (so `DEBUG = True` gives no debugger), and "
+         "`DEBUG = False` in a class would hide `flask run --debug` from `verify_config`, which must refuse it in "
+         "production.") for cls in CLASSES],
     "`ProductionConfig` keeps no secret in code and sends cookies over HTTPS only": [
         ("ProductionConfig", "SECRET_KEY", (None, ""),
          "`ProductionConfig.SECRET_KEY = None`: the real key must come from the environment",
@@ -243,15 +249,15 @@ def _runtime_error(t, names):
     return names, []
 
 
-def _production_like(key=ABSENT) -> dict:
-    return {"DEBUG": False, "TESTING": False, "ENV": "production", **({} if key == ABSENT else {"SECRET_KEY": key})}
+def _production_like(key=ABSENT, **settings) -> dict:
+    return {"TESTING": False, "ENV": "production", **settings, **({} if key == ABSENT else {"SECRET_KEY": key})}
 
 
 def _refused(t, state, cases, hint):
     """`verify_config` raises `ConfigError` for each (key, what); the errors join the state."""
     names, errors = state
     for key, what in cases:
-        call = t.attempt(names.verify_config, _production_like(key))
+        call = t.attempt(names.verify_config, _production_like(key), "production")
         errors.append(t.raises(call, names.ConfigError, what, hint(call)))
     return names, errors
 
@@ -259,7 +265,7 @@ def _refused(t, state, cases, hint):
 @ex2.step("`verify_config` raises `ConfigError` when a production config has no `SECRET_KEY`")
 def _no_key(t, state):
     return _refused(t, state, ((ABSENT, "no `SECRET_KEY` at all"), (None, "`SECRET_KEY = None`")), lambda call: (
-        "Do you return early only when `DEBUG` or `TESTING` is true, read the key with `config.get(\"SECRET_KEY\")` "
+        "Do you return early only in development and testing, read the key with `config.get(\"SECRET_KEY\")` "
         "(it may be missing), and `raise ConfigError(...)` when it is missing?"
         if call.error is None or call.error.isa(KeyError)
         else "Do you raise `ConfigError` (not another exception) when the key is missing?"))
@@ -291,7 +297,7 @@ def _message(t, state):
 @ex2.step("`verify_config` accepts a random key of 32 characters or more")
 def _good_keys(t, names):
     for key in (_secret(t, 64), _secret(t, 32), _secret(t, 48).encode()):
-        call = t.attempt(names.verify_config, _production_like(key))
+        call = t.attempt(names.verify_config, _production_like(key), "production")
         t.require(call.returned, f"{call.text} returns: a random {len(key)}-character "
                   f"{'`bytes` ' if type(key) is bytes else ''}key is a real secret", call.seen,
                   "Is the length test `len(key) < 32` (so that exactly 32 characters is fine)? Text may be `str` "
@@ -299,14 +305,46 @@ def _good_keys(t, names):
     return names
 
 
-@ex2.step("`verify_config` lets `DEBUG` and `TESTING` apps run without a real key")
+@ex2.step("`verify_config` lets development and testing run without a real key")
 def _dev_and_test(t, names):
-    for config in ({"DEBUG": True, "TESTING": False, "SECRET_KEY": None},
-                   {"DEBUG": False, "TESTING": True, "SECRET_KEY": "dev"}, {"DEBUG": True, "TESTING": False}):
-        call = t.attempt(names.verify_config, config)
+    for config, environment in (({"SECRET_KEY": None}, "development"), ({"TESTING": True, "SECRET_KEY": "dev"},
+                                "testing"), ({}, "development"), ({"DEBUG": True, "SECRET_KEY": "dev"}, "development")):
+        call = t.attempt(names.verify_config, config, environment)
         t.require(call.returned, f"{call.text} returns without an exception", call.seen,
-                  "Do you `return` before checking the key when `config.get(\"DEBUG\")` or `config.get(\"TESTING\")` "
-                  "is true? Developers and tests should not need a real secret.")
+                  "Do you `return` before any other test when `environment` is `\"development\"` or `\"testing\"`? "
+                  "Developers and tests need neither a real secret nor to switch debug mode off.")
+    return names
+
+
+@ex2.step("the environment's name decides: `DEBUG` or `TESTING` in the settings relaxes nothing")
+def _name_decides(t, names):
+    other = t.word()  # a staging, a demo…: public unless it is one of the two relaxed names
+    for config, environment, what in (
+            (_production_like("dev", DEBUG=True), "production", "`DEBUG` on, as `TICKETHUB_DEBUG=true` makes it"),
+            ({"TESTING": True, "SECRET_KEY": None}, "production", "`TESTING` on, as `TICKETHUB_TESTING=true` makes it"),
+            ({"SECRET_KEY": "dev"}, other, f"an environment named {other!r}, neither development nor testing")):
+        call = t.attempt(names.verify_config, config, environment)
+        t.raises(call, names.ConfigError, what, "Do you decide by the name alone, `if environment in (\"development\", "
+                 "\"testing\"): return`, and treat every other name as public? A setting can be switched on by anyone "
+                 "who sets an environment variable, so it must not turn the check off.")
+    return names
+
+
+@ex2.step("`verify_config` refuses debug mode outside development and testing, naming `FLASK_DEBUG`")
+def _no_debugger(t, names):
+    key = _secret(t)
+    for environment in ("production", t.word()):
+        call = t.attempt(names.verify_config, _production_like(key, DEBUG=True), environment)
+        error = t.raises(call, names.ConfigError, f"`DEBUG` on in {environment!r}, even with a real key",
+                         "Do you `raise ConfigError(...)` when `config.get(\"DEBUG\")` is true outside development "
+                         "and testing? The debugger gives anyone who sees an error page a Python console.")
+        message = t.probe(_text, error.remote)
+        t.require("FLASK_DEBUG" in message, "a message that names `FLASK_DEBUG`, the usual way debug mode is "
+                  "switched on", f"the message `{message}`", "Does the message say what to switch off?")
+    for value in (False, None, 0):
+        call = t.attempt(names.verify_config, _production_like(key, DEBUG=value), "production")
+        t.require(call.returned, f"{call.text} returns: debug mode is off", call.seen,
+                  "Do you test the truth of `config.get(\"DEBUG\")`, so that `False` or a missing value is fine?")
 
 
 # --- exercise 3: tickethub/__init__.py ------------------------------------------------------------
@@ -352,13 +390,13 @@ def _layer(t, s, wanted: dict, source: str, hint: str, refused: str | None = Non
 
 
 CLASS_LAYER = "`app.config.from_object(configs[name])`"
-KEY_LATE = "Do you call `verify_config(app.config)` after every layer, {} included?"
+KEY_LATE = "Do you call `verify_config(app.config, name)` after every layer, {} included?"
 
 
 @ex3.step("`create_app()` with no `TICKETHUB_ENV` and no instance file builds a development app")
 def _default(t, s):
     s.ConfigError = t.get(t.module("tickethub.startup"), "ConfigError")
-    return _layer(t, s, {"DEBUG": True, "TESTING": False, "MAX_TICKETS_PER_ORDER": 10},
+    return _layer(t, s, {"TESTING": False, "MAX_TICKETS_PER_ORDER": 10, "SESSION_COOKIE_SECURE": False},
                   "the `DevelopmentConfig` values, and `Config`'s limit",
                   f"Does `TICKETHUB_ENV` default to `\"development\"`, and do you load the class with {CLASS_LAYER}?",
                   "Is the default of `os.environ.get(\"TICKETHUB_ENV\", ...)` `\"development\"`, and do you load that "
@@ -367,7 +405,7 @@ def _default(t, s):
 
 @ex3.step("`TICKETHUB_ENV=testing` selects `TestingConfig`")
 def _testing(t, s):
-    return _layer(t, s, {"TESTING": True, "DEBUG": False}, "the `TestingConfig` values", "Do you read the name with "
+    return _layer(t, s, {"TESTING": True, "SESSION_COOKIE_SECURE": False}, "the `TestingConfig` values", "Do you read the name with "
                   "`os.environ.get(\"TICKETHUB_ENV\", \"development\")` and load `configs[name]`?",
                   env={"TICKETHUB_ENV": "testing"})
 
@@ -435,10 +473,23 @@ def _test_config(t, s):
 def _production_refuses(t, s):
     for key in (None, "dev", _secret(t, 20)):
         env = {"TICKETHUB_ENV": "production", **({} if key is None else {"TICKETHUB_SECRET_KEY": key})}
-        hint = "Does `create_app()` call `verify_config(app.config)` once every layer is loaded?"
+        hint = ("Does `create_app()` call `verify_config(app.config, name)` once every layer is loaded, with the `name` "
+                "it chose the class by?")
         error = t.raises(_build(t, s, env), s.ConfigError, "no real key", hint)
         t.require("TICKETHUB_SECRET_KEY" in t.probe(_text, error.remote),
                   "a `ConfigError` that names `TICKETHUB_SECRET_KEY`", error.seen(), hint)
+    return s
+
+
+@ex3.step("production refuses debug mode and weak keys, whatever `TICKETHUB_DEBUG` or `TICKETHUB_TESTING` say")
+def _production_by_name(t, s):
+    production = {"TICKETHUB_ENV": "production"}
+    for env, what in (({"TICKETHUB_DEBUG": "true", "TICKETHUB_SECRET_KEY": "dev"}, "`DEBUG` switched on, key `\"dev\"`"),
+                      ({"TICKETHUB_TESTING": "true"}, "`TESTING` switched on, no key"),
+                      ({"FLASK_DEBUG": "1", "TICKETHUB_SECRET_KEY": _secret(t)}, "debug mode, a real key")):
+        t.raises(_build(t, s, {**production, **env}), s.ConfigError, what, "Do you pass the environment's name to "
+                 "`verify_config(app.config, name)`, the name you chose the class by? A setting such as `DEBUG` can be "
+                 "switched on by any `TICKETHUB_*` variable.")
     return s
 
 
@@ -458,8 +509,8 @@ def _production_starts(t, s):
 
 @ex3.step("the events API, the warm-up routes and the JSON errors of chapter 01 still work")
 def _api(t, s):
-    client = t.client(_built(t, s, "Does `verify_config` let a `TESTING` app run with any key?",
-                             test_config={"TESTING": True}).value)
+    client = t.client(_built(t, s, "Does `verify_config` let a testing app run with any key?",
+                             env={"TICKETHUB_ENV": "testing"}).value)
     event, events = {"name": t.word("Concert ").title(), "capacity": t.rng.randrange(10, 500)}, "events.bp"
     created = t.json(client.post("/api/events/", json=event), 201, "the new event",
                      "Did you keep the blueprint registrations from chapter 01 in `create_app()`?")
@@ -494,7 +545,7 @@ def _dotenv(t, state):
     key, env_site, real_site = _secret(t), t.word("Hub "), t.word("Hub ")
     config = _run_wsgi(t, {"TICKETHUB_SITE_NAME": real_site}, "# written by the check\nTICKETHUB_ENV=production\n"
                        f"TICKETHUB_SECRET_KEY={key}\nTICKETHUB_SITE_NAME=\"{env_site}\"\n")
-    _expect(t, config, {"SECRET_KEY": key, "DEBUG": False}, "a production app, as `.env` sets "
+    _expect(t, config, {"SECRET_KEY": key, "SESSION_COOKIE_SECURE": True}, "a production app, as `.env` sets "
             "`TICKETHUB_ENV=production` and that key", "Do you call `load_dotenv()` before `create_app()`? "
             "`create_app()` reads the environment when it runs, so variables loaded after it come too late.")
     return config, env_site, real_site
@@ -565,9 +616,9 @@ GITIGNORE = (  # step, paths, whether Git must ignore them, hint
     ("`.gitignore` makes Git ignore everything in `instance/`", ("instance/config.py", "instance/tickethub.sqlite"),
      True, "Is there a line `instance/`, which ignores the folder and everything in it? Later chapters keep the "
      "database there too."),
-    ("`.gitignore` keeps `.env.example`, `wsgi.py` and the `tickethub` package in Git",
-     (".env.example", ".gitignore", "wsgi.py", "tickethub/__init__.py", "tickethub/config.py", "tickethub/startup.py",
-      "tickethub/events/routes.py"), False, "Is one of your patterns too wide? `.env*` also matches `.env.example`, "
+    ("`.gitignore` keeps `.env.example`, `.flaskenv`, `wsgi.py` and the `tickethub` package in Git",
+     (".env.example", ".flaskenv", ".gitignore", "wsgi.py", "tickethub/__init__.py", "tickethub/config.py",
+      "tickethub/startup.py", "tickethub/events/routes.py"), False, "Is one of your patterns too wide? `.env*` also matches `.env.example`, "
      "`config.py` also matches `tickethub/config.py`, and `*.py` matches all your code."),
     ("`.gitignore` makes Git ignore Python's `__pycache__/` folders",
      ("__pycache__/wsgi.cpython-312.pyc", "tickethub/__pycache__/config.cpython-312.pyc",
