@@ -53,12 +53,21 @@ def _chapter(module: str):
 # --- the judge's process ----------------------------------------------------------------
 
 
+class SandboxGone(Exception):
+    """The notebook's sandbox did not give the judge a learner's process."""
+
+
 def judge_check(request: dict, scratch: Path) -> dict:
     """Run in the judge's process: start the learner's process, run the steps, return the result."""
     chapter = _chapter(request["module"])
     project = Path(request["project"])
     seed = request.get("seed")
-    pid, channel = start_learner(project, scratch)
+    try:
+        pid, channel, scratch = start_learner(project, scratch, request.get("sandbox"))
+    except SandboxGone as gone:
+        return Result(request["exercise"], title(request), Outcome.ERROR, message=(
+            f"The check could not start its process in your notebook's sandbox ({gone}). Did a cell stop "
+            "or kill the notebook's own processes, or start so many that no more could start?")).to_dict()
     # the seed is drawn after the learner's process exists, so it never holds a copy of it
     seed = seed if isinstance(seed, int) else secrets.randbelow(2**32)
     try:
@@ -71,8 +80,14 @@ def judge_check(request: dict, scratch: Path) -> dict:
         databases.clean_up()
 
 
-def start_learner(project: Path, scratch: Path):
-    """Fork (or spawn) the learner's process; return its pid and the judge's `Channel` to it."""
+def start_learner(project: Path, scratch: Path, sandbox: str | None = None):
+    """Fork (or spawn) the learner's process; return it, the judge's `Channel` to it and its scratch folder.
+
+    With `sandbox` (the socket of a graded notebook's sandbox, see `forkserver.py`) the process
+    is forked in there instead, with a scratch folder of its own that only it can see.
+    """
+    if sandbox:
+        return _sandboxed(project, sandbox)
     if FORK:
         mine, theirs = socket.socketpair()
         pid = os.fork()
@@ -85,15 +100,43 @@ def start_learner(project: Path, scratch: Path):
                 _real_exit(0)
         theirs.close()
         fd = mine.detach()
-        return pid, judge.Channel(fd, fd, lambda: _ended(pid))
+        return pid, judge.Channel(fd, fd, lambda: _ended(pid)), scratch
     process = subprocess.Popen([sys.executable, "-m", "checkers.engine.learner"],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     channel = judge.Channel(process.stdout.fileno(), process.stdin.fileno(), lambda: _ended_process(process))
     wire.send(process.stdin.fileno(), {"project": str(project), "scratch": str(scratch)})
-    return process, channel
+    return process, channel, scratch
+
+
+SANDBOX_START = 10.0  # seconds for a sandbox to hand over a learner's process (it may be busy)
+
+
+def _sandboxed(project: Path, address: str):
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        connection.settimeout(SANDBOX_START)
+        connection.connect(address)
+        connection.settimeout(None)  # the channel reads the descriptor itself, blocking
+        wire.send(connection.fileno(), {"project": str(project)})
+        if not select.select([connection], [], [], SANDBOX_START)[0]:
+            raise SandboxGone("it did not answer")
+        scratch = wire.receive(connection.fileno())["scratch"]
+        if type(scratch) is not str or not scratch.startswith("/"):
+            raise SandboxGone("it answered with no folder")
+    except (OSError, wire.WireError, KeyError) as error:
+        connection.close()
+        raise SandboxGone("it did not answer" if isinstance(error, (OSError, wire.WireError)) else "a bad answer") from None
+    except SandboxGone:
+        connection.close()
+        raise
+    fd = connection.fileno()
+    return connection, judge.Channel(fd, fd), Path(scratch)
 
 
 def stop_learner(pid) -> None:
+    if isinstance(pid, socket.socket):  # in a sandbox: closing the channel ends the learner's process
+        pid.close()
+        return
     if isinstance(pid, subprocess.Popen):
         pid.kill()
         pid.wait()

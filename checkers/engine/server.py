@@ -97,8 +97,13 @@ class Client:
         )
         self._ready = False
 
-    def run(self, module: str, exercise: str, project: Path, seed: int | None = None) -> Result:
-        """Run a check; `seed` replays an earlier one (otherwise the judge draws a new seed)."""
+    def run(self, module: str, exercise: str, project: Path, seed: int | None = None,
+            sandbox_socket: str | None = None) -> Result:
+        """Run a check; `seed` replays an earlier one (otherwise the judge draws a new seed).
+
+        `sandbox_socket` is the socket of a graded notebook's sandbox, where the learner's process
+        is then forked (the grader's; see `forkserver.py`).
+        """
         request = {
             "id": os.urandom(8).hex(),
             "module": module,
@@ -107,6 +112,8 @@ class Client:
         }
         if seed is not None:
             request["seed"] = int(seed)
+        if sandbox_socket is not None:
+            request["sandbox"] = str(sandbox_socket)
         if not sandbox.FORK:
             return Result.from_dict(run_spawned(request))
         for _ in range(2):

@@ -3,19 +3,31 @@
 nbval executes each submitted notebook cell by cell. For the course's check cells this
 plugin does not trust what happened in the kernel (a learner can patch anything there):
 it runs the exercise's check itself, through its own check server, on the files the
-notebook has written so far, and that result decides the cell and the grade. It also
-restarts a kernel that died (and re-runs the setup cell) so one crash costs only the
-exercise it happened in, and it checks after each notebook that the course's own code
-was not modified.
+notebook has written so far, and that result decides the cell and the grade. With the
+sandbox on, each notebook's kernel runs in a sandbox of its own (`isolation.py`), and so do
+the learner's processes of its checks; the judges stay here, outside.
+
+Each notebook has a time budget: when it is used up the notebook is stopped, and the
+checks it did not reach are reported as such. The plugin also restarts a kernel that died
+(and re-runs the setup cell) so one crash costs only the exercise it happened in, and it
+checks after each notebook that the course's own code was not modified.
+
+Results travel only in pytest's own reports (each test's `user_properties`), which pytest-xdist
+brings from the workers to the controller; there, and only there, they are written to the
+descriptor `checkers grade` handed to that one process. No kernel can see either.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from . import isolation
 
 from ..engine import server
 
@@ -23,26 +35,58 @@ from ..engine import workspace
 from ..paths import PACKAGE
 from ..engine.outcomes import Outcome
 
-RESULTS = "TICKETHUB_GRADE_RESULTS"
+PROPERTY = "tickethub-grade"  # the name of the plugin's rows in a report's user_properties
 
 
 class CheckNotPassed(AssertionError):
     """The externally run check did not pass."""
 
 
+def pytest_addoption(parser):
+    group = parser.getgroup("tickethub-grade", "set by `python -m checkers grade`")
+    group.addoption("--tickethub-run", help="the run's private folder (turns grading on)")
+    group.addoption("--tickethub-sandbox", action="store_true", help="one bubblewrap sandbox per notebook")
+    group.addoption("--tickethub-budget", type=float, default=120.0, help="seconds per notebook")
+    group.addoption("--tickethub-cell-timeout", type=float, default=60.0, help="seconds per cell")
+    group.addoption("--tickethub-results-fd", type=int, help="where the controller writes the rows")
+
+
+class Notebook:
+    """A notebook's time budget, counted from its first cell (its kernel's start included)."""
+
+    def __init__(self, budget: float):
+        self.budget, self.started, self.over = budget, time.monotonic(), False
+
+    def left(self) -> float:
+        return self.budget - (time.monotonic() - self.started)
+
+
 class Grader:
-    def __init__(self, results: Path):
+    def __init__(self, config):
+        self.budget = config.option.tickethub_budget
+        self.cell_timeout = config.option.tickethub_cell_timeout
+        self.notebooks: dict[Path, Notebook] = {}
         self.client = server.Client()
         self.client.start()
         self.package = package_files()
-        self.out = (results / f"worker-{os.getpid()}.jsonl").open("a", encoding="utf-8")
-
-    def record(self, **row) -> None:
-        self.out.write(json.dumps(row) + "\n")
-        self.out.flush()
 
     def close(self) -> None:
         self.client.stop()
+
+
+class Collector:
+    """The controller's side: every row of every report, one JSON line each, to one descriptor."""
+
+    def __init__(self, fd: int):
+        self.out = os.fdopen(fd, "w", encoding="utf-8")
+
+    def pytest_runtest_logreport(self, report):
+        for name, row in getattr(report, "user_properties", ()):
+            if name == PROPERTY:
+                self.out.write(json.dumps(row) + "\n")
+        self.out.flush()
+
+    def pytest_unconfigure(self, config):
         self.out.close()
 
 
@@ -57,8 +101,32 @@ def package_files() -> dict[Path, bytes]:
 
 def pytest_configure(config):
     global _grader
-    if os.environ.get(RESULTS):
-        _grader = Grader(Path(os.environ[RESULTS]))
+    if not config.getoption("tickethub_run", None):
+        return
+    worker = hasattr(config, "workerinput")
+    if not worker and config.option.tickethub_results_fd is not None:
+        config.pluginmanager.register(Collector(config.option.tickethub_results_fd), "tickethub-collector")
+    if worker or not getattr(config.option, "numprocesses", None):  # this process runs notebooks
+        if config.option.tickethub_sandbox:
+            isolation.configure(sandbox_settings(Path(config.option.tickethub_run), config.option.tickethub_budget))
+        _grader = Grader(config)
+
+
+def sandbox_settings(run: Path, budget: float) -> isolation.Settings:
+    """What every sandbox of this run sees: the Python environment, the course's code (the run's
+    frozen copy, which this process imports too) and an environment of its own."""
+    lib = str(PACKAGE.parent)
+    env = {
+        "PATH": os.pathsep.join([os.path.join(sys.prefix, "bin"), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONPATH": lib, "PYTHONDONTWRITEBYTECODE": "1",
+        "IPYTHONDIR": "/tmp/ipython", "JUPYTER_RUNTIME_DIR": "/tmp/jupyter",
+        "TICKETHUB_GRADE_RUN": os.environ.get("TICKETHUB_GRADE_RUN", "1"),  # the kernel's checks are the grader's
+        "TICKETHUB_GRADE_CPU_SECONDS": str(int(budget) + 10),
+    }
+    for name in ("TICKETHUB_GRADE_MEMORY_MB", "TICKETHUB_GRADE_PROCESSES"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return isolation.Settings(run=run, readonly=[Path(lib), *isolation.python_paths()], env=env)
 
 
 def pytest_unconfigure(config):
@@ -67,21 +135,63 @@ def pytest_unconfigure(config):
 
 
 def where(item) -> tuple[str, str, dict] | None:
-    """Return (learner, chapter, protected cell) for a graded notebook cell, else None."""
+    """Return (learner, chapter, protected cell) for a graded notebook cell, else None.
+
+    Each notebook is graded in a folder of its own: `<learner>/<chapter>/<chapter>.ipynb`.
+    """
     cell = getattr(item, "cell", None)
     if cell is None:
         return None
     path = Path(item.parent.path)
     chapter = path.stem
     protected = {p["id"]: p for p in workspace.checkpoint(chapter)["protected"]}
-    return path.parent.name, chapter, protected.get(cell.get("id"))
+    return path.parent.parent.name, chapter, protected.get(cell.get("id"))
+
+
+def record(item, **row) -> None:
+    """Add a row to this test's report: the only way results leave this process."""
+    item.user_properties.append((PROPERTY, row))
+
+
+def _notebook(item) -> Notebook:
+    path = Path(item.parent.path)
+    if path not in _grader.notebooks:
+        _grader.notebooks[path] = Notebook(_grader.budget)
+    return _grader.notebooks[path]
+
+
+def _stop(notebook) -> None:
+    kernel = getattr(notebook, "kernel", None)
+    if kernel is not None and hasattr(kernel, "km"):
+        try:
+            kernel.stop()
+        except Exception:  # noqa: BLE001 — stopping is all we want; a dead kernel is stopped already
+            pass
+
+
+def _over_budget(item, state: Notebook) -> None:
+    if state.over:
+        return
+    state.over = True
+    learner, chapter, _ = where(item)
+    record(item, kind="budget", learner=learner, notebook=chapter, message=(
+        f"The notebook did not finish within its time budget of {state.budget:g} seconds, so it was stopped "
+        f"at code cell {item.cell_num + 1}; the checks after that point did not run. Is there a cell that "
+        "waits or loops for a long time?"))
+    _stop(item.parent)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    """Bring back a kernel that died in an earlier cell, set up as the chapter's first cell does."""
+    """Keep to the notebook's budget; bring back a kernel that died in an earlier cell."""
     if _grader is None or getattr(item, "cell", None) is None:
         return
+    state = _notebook(item)
+    if state.over or state.left() <= 0:
+        _over_budget(item, state)
+        pytest.skip("the notebook's time budget is used up")
+    # nbval reads the cell timeout when the cell runs: no cell may outlast the budget
+    item.config.option.nbval_cell_timeout = max(1, min(_grader.cell_timeout, state.left()))
     notebook = item.parent
     kernel = getattr(notebook, "kernel", None)
     if kernel is None or kernel.is_alive():
@@ -100,7 +210,7 @@ def pytest_runtest_setup(item):
     chapter = Path(notebook.path).stem
     setup = next(p for p in workspace.checkpoint(chapter)["protected"] if p["exercise"] is None)
     msg_id = notebook.kernel.execute_cell_input(setup["source"], allow_stdin=False)
-    notebook.kernel.await_reply(msg_id, timeout=60)
+    notebook.kernel.await_reply(msg_id, timeout=max(1, min(60, state.left())))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -112,32 +222,44 @@ def pytest_runtest_call(item):
         except BaseException as error:
             if located:
                 learner, chapter, _ = located
-                _grader.record(kind="cell", learner=learner, notebook=chapter,
-                               cell=f"code cell {item.cell_num + 1} (id {item.cell.get('id')})",
-                               message=_first_line(error))
+                record(item, kind="cell", learner=learner, notebook=chapter,
+                       cell=f"code cell {item.cell_num + 1} (id {item.cell.get('id')})", message=_first_line(error))
             raise
+        finally:
+            if located and _notebook(item).left() <= 0:
+                _over_budget(item, _notebook(item))
     learner, chapter, cell = located
     try:
         yield
     except BaseException:  # noqa: BLE001 — what the kernel says about a check is not trusted
         pass
-    project = Path(item.parent.path).parent / workspace.WORK / chapter
-    result = _grader.client.run(workspace.module_name(chapter), cell["exercise"], project)
-    _grader.record(kind="check", learner=learner, notebook=chapter, exercise=cell["exercise"],
-                   outcome=result.outcome.value, message=result.text())
+    if _notebook(item).left() <= 0:
+        _over_budget(item, _notebook(item))
+        raise CheckNotPassed("the notebook's time budget was used up")
+    folder = Path(item.parent.path).parent
+    address = isolation.sandbox(folder).address if isolation.enabled() else None
+    result = _grader.client.run(workspace.module_name(chapter), cell["exercise"], folder / workspace.WORK / chapter,
+                                sandbox_socket=address)
+    record(item, kind="check", learner=learner, notebook=chapter, exercise=cell["exercise"],
+           outcome=result.outcome.value, message=result.text())
     if result.outcome is not Outcome.PASS:
         raise CheckNotPassed(result.text())
 
 
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item, nextitem):
-    """After a notebook's last cell, make sure the course's code is as it was."""
+    """After a notebook's last cell (and its kernel's end): its sandbox goes, and the course's code
+    must be as it was."""
+    result = yield
     if _grader is None or getattr(item, "cell", None) is None:
-        return
+        return result
     if nextitem is not None and getattr(nextitem, "parent", None) is item.parent:
-        return
+        return result
+    if isolation.enabled():
+        isolation.close(Path(item.parent.path).parent)
     now = package_files()
     if now == _grader.package:
-        return
+        return result
     for path in set(now) - set(_grader.package):
         path.unlink(missing_ok=True)
     for path, data in _grader.package.items():
@@ -146,8 +268,9 @@ def pytest_runtest_teardown(item, nextitem):
             path.write_bytes(data)
     located = where(item)
     if located:
-        _grader.record(kind="tampered", learner=located[0], notebook=located[1],
-                       message="The notebook changed the course's own code (the `checkers` package).")
+        record(item, kind="tampered", learner=located[0], notebook=located[1],
+               message="The notebook changed the course's own code (the `checkers` package).")
+    return result
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
