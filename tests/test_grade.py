@@ -341,6 +341,7 @@ def graded(tmp_path_factory, sandbox):
         huge.truncate(64 << 20)  # sparse: large to the grader, cheap to the test
     (submissions / "link").mkdir()
     (submissions / "link" / f"{CH}.ipynb").symlink_to(submissions / "honest" / f"{CH}.ipynb")
+    submit("wordy", CH, insert_after(unsolved(), "ex1-code", "# " + "x" * (3 << 20)))  # small enough to read
     submit("broken-json", CH, unsolved())
     (submissions / "broken-json" / f"{CH}.ipynb").write_text('{"cells": [', encoding="utf-8")
     before = grade_plugin.package_files()
@@ -469,9 +470,9 @@ def test_any_folder_name_is_a_learner(graded):
 
 
 @pytest.mark.parametrize(("learner", "why"), [("fifo", "not a regular file"), ("link", "not a regular file"),
-                                              ("huge", "larger than 16 MiB")])
+                                              ("huge", "larger than 16 MiB"), ("wordy", "more than 2 MiB of code")])
 def test_special_and_huge_files_cost_only_their_rows(graded, learner, why):
-    """Is a named pipe, a link or a huge file reported as MISSING with its reason, without being read?"""
+    """Is a named pipe, a link, a huge file or a huge notebook reported as MISSING with its reason, never run?"""
     rows = [r for (l, nb, _), r in graded["rows"].items() if l == learner and nb == CH]
     assert rows and all(r["outcome"] == "MISSING" and why in r["message"] for r in rows), rows
 

@@ -70,6 +70,7 @@ def sanitize(nb: nbformat.NotebookNode, chapter: str) -> nbformat.NotebookNode:
 
 
 MAX_NOTEBOOK = 16 << 20  # bytes; a course notebook with its outputs is well under 1 MiB
+MAX_CODE = 2 << 20  # bytes of cells once outputs are dropped: what every worker holds while it runs
 
 
 def refusal(source: Path, chapter: str) -> str | None:
@@ -196,10 +197,15 @@ def grade(submissions: Path, out: Path, jobs: int, shard: str | None = None, cel
                     rows += _all(learner, chapter, "MISSING",
                                  f"`{chapter}.ipynb` could not be read as a notebook ({type(error).__name__}).")
                     continue
-                nb = sanitize(submitted, chapter)
+                text = nbformat.writes(sanitize(submitted, chapter))
+                del submitted
+                if len(text.encode()) > MAX_CODE:
+                    rows += _all(learner, chapter, "MISSING", f"The cells of `{chapter}.ipynb` hold more than "
+                                 f"{MAX_CODE >> 20} MiB of code and text, so it was not run.")
+                    continue
                 folder = runs / learner / chapter  # a folder per notebook: its sandbox's whole world
                 folder.mkdir(parents=True)
-                nbformat.write(nb, folder / f"{chapter}.ipynb")
+                (folder / f"{chapter}.ipynb").write_text(text, encoding="utf-8")
                 graded.append((learner, chapter))
         sandbox = "none (--unsafe)" if unsafe else "bwrap"
         say(f"grading {len(graded)} notebooks from {len(learners)} learners with {jobs} worker(s), "

@@ -248,5 +248,6 @@ class Provisioner(LocalProvisioner):
         command[at:at] = ["--forkserver", str(box.listener.fileno()), workspace.module_name(chapter)]
         kwargs["cmd"] = box.command(command)
         kwargs["pass_fds"] = (box.listener.fileno(),)
+        kwargs["stdout"] = subprocess.DEVNULL  # nothing of the sandbox's reaches this process's streams
         kwargs["env"] = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}  # for bwrap; the sandbox sets its own
         return kwargs

@@ -21,6 +21,8 @@ FILE_MB = 256  # the largest file a notebook may write (a course project's are t
 def limit() -> None:
     """Cap memory, processes, CPU time, file size and core dumps for this kernel and what it starts.
 
+    Its processes are also the first the system kills when memory runs out, not the grader's.
+
     In a sandbox the notebook's processes run as a user of their own, so the process limit
     counts only them (it never binds root).
     """
@@ -34,6 +36,11 @@ def limit() -> None:
             resource.setrlimit(what, (value, value))
         except (ValueError, OSError):
             pass  # a limit the system will not lower: the time limits still apply
+    try:  # when memory runs short, the kernel's out-of-memory killer takes a notebook's process first
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
 
 
 def start_forkserver(fd: int, module: str) -> None:
