@@ -3,7 +3,9 @@
 The server forks the judge; the judge forks (or, without fork, spawns) the learner's
 process and keeps only its end of their channel. Both run in a process group of their own
 that the server kills at the hard time limit, whatever they do. The judge's result reaches
-the server through a pipe the learner's process never holds.
+the server through a pipe the learner's process never holds. When the grader names a
+notebook's sandbox in the request, the learner's process is forked in there instead
+(`forkserver.py`), and the judge reaches it through the sandbox's socket.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from .limits import HARD_MARGIN, SOFT_TIMEOUT
 from .outcomes import Outcome, Result
 
 _real_exit = os._exit
+SANDBOX_START = 20.0  # seconds for a graded notebook's sandbox to hand over a learner's process
 # where there is no fork (Windows), checks start new interpreters; TICKETHUB_NO_FORK=1 does the
 # same here, so the tests prove that path too
 FORK = hasattr(os, "fork") and not os.environ.get("TICKETHUB_NO_FORK")
@@ -41,9 +44,14 @@ def scratch_folder() -> str:
 
 
 def hard_timeout(request: dict | None = None) -> float:
-    """How long a whole check may take: each exercise of its chain has its own budget."""
+    """How long a whole check may take: each exercise of its chain has its own budget.
+
+    In a graded notebook's sandbox, the wait for its learner's process comes on top: the
+    sandbox may still be warming up (importing Flask and the chapter) when its first check comes.
+    """
     chain = len(_chapter(request["module"]).chain(request["exercise"])) if request else 1
-    return SOFT_TIMEOUT * chain + 2 * HARD_MARGIN
+    waiting = SANDBOX_START if request and request.get("sandbox") else 0
+    return SOFT_TIMEOUT * chain + 2 * HARD_MARGIN + waiting
 
 
 def _chapter(module: str):
@@ -108,7 +116,6 @@ def start_learner(project: Path, scratch: Path, sandbox: str | None = None):
     return process, channel, scratch
 
 
-SANDBOX_START = 10.0  # seconds for a sandbox to hand over a learner's process (it may be busy)
 
 
 def _sandboxed(project: Path, address: str):

@@ -132,7 +132,8 @@ class Client:
         process.stdin.write(json.dumps(request) + "\n")
         process.stdin.flush()
         while True:  # an answer to anything but this request (a stray line) is not ours
-            answer = json.loads(self._readline(hard_timeout(None) * 4 + 10))
+            waiting = sandbox.SANDBOX_START if "sandbox" in request else 0
+            answer = json.loads(self._readline(hard_timeout(None) * 4 + 10 + waiting))
             if isinstance(answer, dict) and answer.get("reply_to") == request["id"]:
                 return answer["result"]
 
