@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 import uuid
 from pathlib import Path
 
@@ -359,8 +360,11 @@ def graded(tmp_path_factory, sandbox):
 
     listening = threading.Thread(target=listen, daemon=True)
     listening.start()
+    run = uuid.uuid4()  # the mark of every process of the run, so a test can look for this run's own
     try:
-        status = grade.grade(submissions, out, jobs=2, cell_timeout=10, quiet=True)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(grade, "uuid", types.SimpleNamespace(uuid4=lambda: run))
+            status = grade.grade(submissions, out, jobs=2, cell_timeout=10, quiet=True)
     finally:
         stop.set()
         listening.join()
@@ -368,7 +372,7 @@ def graded(tmp_path_factory, sandbox):
     planted = backdoor.exists()
     backdoor.unlink(missing_ok=True)  # a failed test must not leave it in the package
     return {"status": status, "rows": read_rows(out), "out": out, "package": before,
-            "temp_before": temp_before, "connections": len(connections), "planted": planted,
+            "temp_before": temp_before, "connections": len(connections), "planted": planted, "mark": run.hex,
             "daemons": marked_processes(f"tickethub-daemon-{MARK}")}
 
 
@@ -491,7 +495,7 @@ def test_nothing_is_left_behind(graded):
     marked = []
     for proc in Path("/proc").glob("[0-9]*"):
         try:
-            if b"TICKETHUB_GRADE_RUN=" in (proc / "environ").read_bytes():
+            if f"TICKETHUB_GRADE_RUN={graded['mark']}".encode() in (proc / "environ").read_bytes():
                 marked.append(proc.name)
         except OSError:
             continue

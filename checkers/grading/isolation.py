@@ -102,9 +102,10 @@ def unavailable() -> str | None:
         wrote = (folder / "probe").is_file() and (folder / "probe").read_text() == "ok"
         if done.returncode or not wrote:
             why = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-            return (f"`bwrap` could not make a sandbox here ({why}). It needs user namespaces: check "
-                    "`sysctl user.max_user_namespaces` (above 0) and `kernel.unprivileged_userns_clone` (1), or, in "
-                    "a container, a seccomp or AppArmor profile that allows them")
+            return (f"`bwrap` could not make a sandbox here ({why}). It needs user namespaces (`sysctl "
+                    "user.max_user_namespaces` above 0, `kernel.unprivileged_userns_clone` 1 where it exists; in a "
+                    "container, a seccomp and AppArmor profile that allow them) and, in a container, a /proc that is "
+                    "not masked (Kubernetes' `procMount: Unmasked`, Docker's `--security-opt systempaths=unconfined`)")
     return None
 
 
