@@ -283,6 +283,7 @@ def sandboxed_check(nb):
 
 import os as _os, socket as _socket
 assert _os.getuid() == {isolation.INSIDE_ID}, "not the sandbox's user"
+assert b"TICKETHUB_" not in open("/proc/self/environ", "rb").read(), "grading shows in the environment"
 assert not _os.path.exists({str(INSTALLED)!r}), "the installed package is in sight"
 try:
     _socket.create_connection(("127.0.0.1", {LISTENER.getsockname()[1]}), timeout=1).close()
@@ -412,7 +413,8 @@ def test_sandboxed_attack_earns_nothing(graded, attack):
 
 
 def test_checks_run_in_the_sandbox_too(graded):
-    """Are a check's learner processes, like the kernel, the sandbox's user, blind to the package and offline?"""
+    """Are a check's learner processes, like the kernel, the sandbox's user, blind to the package, offline, and
+    with nothing in their environment that says they are graded?"""
     assert set(outcomes(graded["rows"], "sandboxed-check").values()) == {"PASS"}
 
 

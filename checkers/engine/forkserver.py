@@ -105,11 +105,3 @@ def _reap(children: dict[int, tuple[float, str]]) -> None:
             shutil.rmtree(scratch, ignore_errors=True)
             del children[pid]
 
-
-def main(argv: list[str]) -> None:
-    """`python -m checkers.engine.forkserver FD MODULE`: serve on the listening socket FD."""
-    serve(socket.socket(fileno=int(argv[0])), argv[1:])
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -48,6 +48,7 @@ class Settings:
     run: Path  # the run's private folder: sockets (`ctl/`) and kernels' connections (`k/`)
     readonly: list[Path] = field(default_factory=list)  # the Python environment, the course's code
     env: dict[str, str] = field(default_factory=dict)  # the whole environment inside
+    cpu_seconds: int = 0  # each process's CPU time (0: no limit of its own)
 
 
 _settings: Settings | None = None
@@ -246,9 +247,14 @@ class Provisioner(LocalProvisioner):
         chapter = box.folder.name  # a notebook's folder is named after its chapter
         command = list(kwargs["cmd"])
         at = command.index("checkers.grading.kernel") + 1
-        command[at:at] = ["--forkserver", str(box.listener.fileno()), workspace.module_name(chapter)]
+        command[at:at] = ["--cpu-seconds", str(self._cpu()), "--forkserver", str(box.listener.fileno()),
+                          workspace.module_name(chapter)]
         kwargs["cmd"] = box.command(command)
         kwargs["pass_fds"] = (box.listener.fileno(),)
         kwargs["stdout"] = subprocess.DEVNULL  # nothing of the sandbox's reaches this process's streams
         kwargs["env"] = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}  # for bwrap; the sandbox sets its own
         return kwargs
+
+    @staticmethod
+    def _cpu() -> int:
+        return _settings.cpu_seconds if _settings else 0

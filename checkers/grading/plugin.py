@@ -114,19 +114,15 @@ def pytest_configure(config):
 
 def sandbox_settings(run: Path, budget: float) -> isolation.Settings:
     """What every sandbox of this run sees: the Python environment, the course's code (the run's
-    frozen copy, which this process imports too) and an environment of its own."""
+    frozen copy, which this process imports too), an environment of its own, and its CPU time."""
     lib = str(PACKAGE.parent)
     env = {
         "PATH": os.pathsep.join([os.path.join(sys.prefix, "bin"), "/usr/local/bin", "/usr/bin", "/bin"]),
         "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONPATH": lib, "PYTHONDONTWRITEBYTECODE": "1",
         "IPYTHONDIR": "/tmp/ipython", "JUPYTER_RUNTIME_DIR": "/tmp/jupyter",
-        "TICKETHUB_GRADE_RUN": os.environ.get("TICKETHUB_GRADE_RUN", "1"),  # the kernel's checks are the grader's
-        "TICKETHUB_GRADE_CPU_SECONDS": str(int(budget) + 10),
-    }
-    for name in ("TICKETHUB_GRADE_MEMORY_MB", "TICKETHUB_GRADE_PROCESSES"):
-        if name in os.environ:
-            env[name] = os.environ[name]
-    return isolation.Settings(run=run, readonly=[Path(lib), *isolation.python_paths()], env=env)
+    }  # and no TICKETHUB_* setting: what the learner's code can read of its environment is a learner's
+    return isolation.Settings(run=run, readonly=[Path(lib), *isolation.python_paths()], env=env,
+                              cpu_seconds=int(budget) + 10)
 
 
 def pytest_unconfigure(config):
