@@ -39,7 +39,7 @@ FSTRING_REPORT = '''    statement = text(f"""
 '''
 MAPPER_ARGS = '\n    __mapper_args__ = {"version_id_col": version}\n'
 
-# tests/test_postgres.py runs these on PostgreSQL too: (exercise, path, old, new, expected fragment)
+# found on PostgreSQL, where each must fail as on SQLite: (exercise, path, old, new, expected fragment)
 POSTGRES_WRONG_ANSWERS = [
     ("ex1", OVERVIEW, "    # the database counts", LAZY_OVERVIEW + "    # the database counts",
      "the same number of queries for many events as for a few"),
@@ -58,6 +58,12 @@ POSTGRES_WRONG_ANSWERS = [
     ("ex6", MIGRATION, 'op.drop_index("ix_events_venue_id", table_name="events")', 'op.drop_index("ix_events_venue_id")',
      "`DROP INDEX ix_events_venue_id ON events`"),
 ]
+
+
+@pytest.mark.backends("postgresql")  # the cases found there; every other test runs there too
+@pytest.mark.parametrize(("exercise", "path", "old", "new", "expected"), POSTGRES_WRONG_ANSWERS)
+def test_wrong_answers_found_on_postgres_fail(project, exercise, path, old, new, expected):
+    assert_rejected(project(CHAPTER).edit(path, old, new).check(exercise), expected)
 
 
 def _replace_function_body(project, path: str, function: str, body: str) -> str:
@@ -175,12 +181,15 @@ def test_an_empty_overview_is_a_list(project):
     assert_rejected(p.sweep("ex1"), "`events_overview(1, 20)` returns a list (of 0 dicts)")
 
 
-def test_an_overview_grouped_by_venue_fails(project):
-    """Do events that share a venue (always sent) catch a `GROUP BY` of the venue, which merges them?"""
+def test_an_overview_grouped_by_venue_fails(project, backend):
+    """Do events that share a venue (always sent) catch a `GROUP BY` of the venue, which merges them?
+
+    SQLite runs the query and merges the events; PostgreSQL refuses it (`GroupingError`).
+    """
     body = GROUPED_OVERVIEW.replace(".group_by(Event.id, Event.name, Venue.name)", ".group_by(Venue.id)")
     p = project(CHAPTER)
     assert_rejected(p.write(OVERVIEW, _replace_function_body(p, OVERVIEW, "events_overview", body)).sweep("ex1"),
-                    "one dict per event")
+                    "one dict per event" if backend == "sqlite" else "GroupingError")
 
 
 def test_overview_without_its_route_fails(project):

@@ -450,8 +450,13 @@ def _slug_model(t, names):
               "Did you write `mapped_column(String(140), ...)`?")
     t.require(nullable is False, "`Venue.slug` is required (`NOT NULL`)", "it may be NULL",
               "Is it annotated `Mapped[str]` (not `Mapped[str | None]`)?")
-    unique = [cols for _, cols in venues["unique"]] + [cols for _, cols, unique in venues["indexes"] if unique]
-    t.require(["slug"] in unique, "`Venue.slug` is unique", "it is not", "Did you pass `unique=True` to `mapped_column()`?")
+    indexed = ["slug"] in [cols for _, cols, unique in venues["indexes"] if unique]
+    t.require(["slug"] in [cols for _, cols in venues["unique"]], "`Venue.slug` is unique: a `UNIQUE` constraint, "
+              "named `uq_venues_slug` by `db`'s naming convention", "a unique index, not a constraint" if indexed
+              else "it is not", "Did you pass `unique=True` alone? With `index=True` too, SQLAlchemy makes a unique "
+              "index `ix_venues_slug` instead, and the venue service, which answers 409 for the `uq_venues_…` "
+              "constraints, would let PostgreSQL's report of a taken slug through as a 500." if indexed
+              else "Did you pass `unique=True` to `mapped_column()`?")
     return names.Venue, app
 
 
