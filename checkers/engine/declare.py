@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..paths import chapter_name
-from . import workspace
+from . import catch, testrun, workspace
+from .catch import Bug, Correct
 from .judge import show
+from .limits import SOFT_TIMEOUT
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Exercise:
         self.hints = list(hints)
         self.requires = list(requires)
         self.steps: list[StepDeclaration] = []
+        self.budget = SOFT_TIMEOUT  # seconds of the learner's code this exercise's check may run
 
     @property
     def number(self) -> str:
@@ -90,6 +93,24 @@ class Exercise:
             return Names(loaded, found)
 
         self.steps.insert(0, StepDeclaration(f"`{file}` defines {names}", defined))
+
+    def tests_catch(self, path: str, bugs: list[Bug], accepts: list[Correct] = (), hint: str | None = None):
+        """Declare the steps of an exercise in which the learner writes pytest tests, in the file `path`.
+
+        The tests must pass on the chapter's reference and on each `Correct` variant of it, and at
+        least one must fail on each `Bug`, a variant with a seeded bug (see `catch.py`). `hint` is
+        for tests that fail on the reference. Each run has the time of an exercise of its own.
+        """
+        if self.requires or self.steps:
+            raise ValueError(f"{self.key}: the tests of `tests_catch` run first, in a learner's process that has run "
+                             "none of the learner's code: declare them before any other step, with no `requires`")
+        if not bugs:
+            raise ValueError(f"{self.key}: without a seeded bug, a test that asserts nothing would pass")
+        for name, function in catch.steps(self, path, list(bugs), list(accepts), hint):
+            self.steps.append(StepDeclaration(name, function))
+        self.budget = SOFT_TIMEOUT * (2 + len(accepts) + len(bugs))  # one for each run, one for the rest
+        if testrun.warm_up not in self.chapter.warm_ups:
+            self.chapter.warm_up(testrun.warm_up)
 
 
 def _article(word: str) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..engine import declare, server, workspace
+from ..engine.catch import Bug, Correct  # noqa: F401  (so that a chapter imports its vocabulary from here)
 from ..engine.outcomes import Outcome, Result, Text
 from ..paths import GRADER, GRADING
 from . import progress
