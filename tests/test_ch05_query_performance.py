@@ -475,11 +475,27 @@ def test_wrong_locking_fails(project, old, new, expected):
     assert_rejected(project(CHAPTER).edit(MODELS, old, new).check("ex5"), expected)
 
 
-def test_bare_annotation_is_an_error_with_the_line(project):
-    """Does `version: Mapped[int]` without `= mapped_column()` report the learner's NameError and line?"""
+@pytest.mark.parametrize("exercise", ["ex5", "ex1", "ex6"])
+def test_bare_annotation_is_an_error_with_the_line_and_its_cause(project, exercise):
+    """Does `version: Mapped[int]` without `= mapped_column()` report the learner's NameError, line and cause, in every
+    exercise that imports the models?"""
     p = project(CHAPTER).edit(MODELS, VERSION, "    version: Mapped[int]\n")
+    assert_outcome(p.check(exercise), Outcome.ERROR, "NameError", "tickethub/models.py, line",
+                   "Hint: `version: Mapped[int]` with no `= mapped_column(...)` is an annotation only")
+
+
+def test_a_misspelt_name_elsewhere_keeps_the_usual_hint(project):
+    """Is the targeted NameError hint kept for `version_id_col`, and a NameError elsewhere hinted at as usual?"""
+    p = project(CHAPTER).edit(MODELS, "    __table_args__ = (CheckConstraint(", "    __table_args__ = (ChekConstraint(")
     result = p.check("ex5")
-    assert_outcome(result, Outcome.ERROR, "NameError", "tickethub/models.py, line")
+    assert_outcome(result, Outcome.ERROR, "NameError", "Is the name spelt as where it is defined")
+    assert "annotation only" not in result.text()
+
+
+def test_version_id_col_given_its_name_as_text_is_told_so(project):
+    """Does `{"version_id_col": "version"}` (text, not the column) fail with why, not crash the check?"""
+    p = project(CHAPTER).edit(MODELS, MAPPER_ARGS, MAPPER_ARGS.replace("version}", '"version"}'))
+    assert_rejected(p.sweep("ex5"), "`version_id_col` takes the column itself")
 
 
 def test_locking_without_the_error_handler_fails(project):
@@ -555,6 +571,22 @@ def test_booking_alternatives_pass(project, update):
     if "text(" in update:
         _rewrite(p, "from sqlalchemy.exc import IntegrityError\n", "from sqlalchemy import text\nfrom sqlalchemy.exc import IntegrityError\n")
     assert_outcome(p.sweep("ex6"), Outcome.PASS)
+
+
+@pytest.mark.parametrize(("old", "new", "expected", "not_said"), [
+    # one seat too many subtracted: the CHECK refuses the last seats, and the hint says so
+    ("seats_left=Event.seats_left - seats,", "seats_left=Event.seats_left - seats - 1,",
+     "for a booking of exactly the seats left", "Hint: The database refused a negative `seats_left` (the `CHECK` "
+     "constraint `seats_left_not_negative`): your `UPDATE` subtracted more seats than were left"),
+    # a booking with no email: an IntegrityError of another rule gets no hint about the seats
+    ("    booking = Booking(event_id=event_id, email=email, seats=seats)\n",
+     "    booking = Booking(event_id=event_id, email=None, seats=seats)\n", "a required (`NOT NULL`) column left empty",
+     "seats_left_not_negative`)"),
+], ids=["one-too-many", "not-null"])
+def test_a_refused_booking_is_hinted_at_by_what_refused_it(project, old, new, expected, not_said):
+    result = project(CHAPTER).edit(BOOKINGS, old, new).check("ex6")
+    assert_rejected(result, expected)
+    assert not_said not in result.text()
 
 
 @pytest.mark.parametrize(

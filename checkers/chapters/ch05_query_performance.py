@@ -19,7 +19,15 @@ from .dbkit import Refusal
 
 USES_DATABASE = True  # tests/test_postgres.py runs this chapter's checks and notebook on PostgreSQL too
 
-chapter = Chapter(__name__, "Query performance")
+BARE_VERSION = ("`version: Mapped[int]` with no `= mapped_column(...)` is an annotation only: it defines no name "
+                "`version` in the class body, so `__mapper_args__ = {\"version_id_col\": version}` finds none. Write "
+                "`version: Mapped[int] = mapped_column(server_default=\"1\")`, above the `__mapper_args__`.")
+VERSION_TEXT = ("`version_id_col` takes the column itself, the `version` defined just above it in `class Event`, not its "
+                "name as text: `__mapper_args__ = {\"version_id_col\": version}`, with no quotes.")
+# a mistake in exercise 5's models.py that breaks the import of every exercise's models, with the hint for its cause
+MODEL_ERRORS = {"NameError": lambda error: BARE_VERSION if "version_id_col" in (error.where or "") else None}
+
+chapter = Chapter(__name__, "Query performance", errors=MODEL_ERRORS)
 chapter.warm_up(dbkit.warm_up)
 chapter.warm_up(dbkit.warm_up_performance)
 
@@ -489,6 +497,8 @@ def _version_column(t, names):
     t.require(column["python"] == "int" and not column["nullable"], "`version` is an `int` column, `NOT NULL`",
               f"a `{column['type']}` column, {'nullable' if column['nullable'] else 'NOT NULL'}",
               "Is it annotated `Mapped[int]` (not `Mapped[int | None]`)?")
+    t.require(facts.get("version_given") is None, "`__mapper_args__ = {\"version_id_col\": version}` in `Event`: the "
+              "column itself", lambda: f"`version_id_col` is `{facts['version_given']}`", VERSION_TEXT)
     t.require(facts["version"] == "version", "`__mapper_args__ = {\"version_id_col\": version}` in `Event`",
               "the mapper has no version column" if facts["version"] is None else f"the mapper counts `{facts['version']}`",
               "A column alone changes nothing: SQLAlchemy only checks it when the mapper names it. Did you add "
@@ -573,9 +583,12 @@ ex6.defines("tickethub.bookings.services", functions=["book"], classes=["SoldOut
 ATOMIC = "Do you read the event, then write the seat count you computed in Python? Another booking in between is " \
     "then lost (or, with a version, answered 409 although seats are left). Subtract in the database: " \
     "`.values(seats_left=Event.seats_left - seats)`, with `Event.seats_left >= seats` in the `.where(...)`."
-NEGATIVE = {"IntegrityError": "The database refused a negative `seats_left` (the `CHECK` constraint "
+NEGATIVE = {"IntegrityError": lambda error: "The database refused a negative `seats_left` (the `CHECK` constraint "
             "`seats_left_not_negative`): your `UPDATE` subtracted more seats than were left. Is `Event.seats_left >= seats` "
-            "in its `.where(...)`, so that it changes no row instead?"}
+            "in its `.where(...)`, so that it changes no row instead?" if "seats_left_not_negative" in error.message else None}
+OVERDRAWN = {"IntegrityError": lambda error: "The database refused a negative `seats_left` (the `CHECK` constraint "
+             "`seats_left_not_negative`) for a booking of exactly the seats left: does your `UPDATE` subtract just the "
+             "seats booked, `seats_left=Event.seats_left - seats`?" if "seats_left_not_negative" in error.message else None}
 ROWCOUNT = "Do you check `rowcount`? When the `UPDATE` changed no row, there were not enough seats: raise `SoldOut` " \
     "before adding the booking."
 
@@ -605,14 +618,21 @@ def _other(t, event_id: int, seats: int) -> tuple:
             dbkit.update_op(EVENTS, {"id": event_id}, add={"seats_left": -seats, "version": 1}))
 
 
-@ex6.step("booking exactly the seats left: 201, `seats_left` 0, and the event's `version` counted up")
+LAST_SEATS = {  # what a refusal of the last seats says about its cause, by its status
+    409: "Is the condition `Event.seats_left >= seats`? With `>`, the last seats can never be booked.",
+    404: "This event exists: when the `UPDATE` changed no row, do you raise `EventNotFound` only if "
+         "`db.session.get(Event, event_id)` is `None`?",
+}
+
+
+@ex6.step("booking exactly the seats left: 201, `seats_left` 0, and the event's `version` counted up", errors=OVERDRAWN)
 def _book_last(t, names):
     s = State(check=dbkit.check_app(t, "events", "bookings"))
     seats = t.rng.randrange(1, 6)
     event_id = _event(t, seats)
     reply = _book(t, s, event_id, seats)
-    t.json(reply, 201, f"the booking of the last {seats} seats", "Is the condition `Event.seats_left >= seats`? With `>`, "
-           "the last seats can never be booked.")
+    t.json(reply, 201, f"the booking of the last {seats} seats", LAST_SEATS.get(
+        reply.status_code, "Does `book()` take the seats and return the booking, which the route answers with 201?"))
     state = _state(t, event_id)
     t.require(state == (seats, 0, 2), f"{seats} seats sold, `seats_left` 0, version 2", lambda: f"{state[0]} sold, "
               f"`seats_left` {state[1]}, version {state[2]}", "Do you subtract the seats (`seats_left=Event.seats_left - "

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from werkzeug.datastructures import Headers
 
-from . import databases, wire, workspace
+from . import databases, testrun, wire, workspace
 from .limits import HARD_MARGIN, SOFT_TIMEOUT
 from .outcomes import Outcome, Result, Step
 
@@ -307,14 +307,14 @@ class Checker:
     def pytest(self, files: dict[str, str], path: str) -> dict:
         """Run pytest on `path` in a new project made of `files`, on the learner's side; what each test did.
 
-        Each run has `SOFT_TIMEOUT` seconds of the exercise's budget. Runs are made only in a learner's
+        Each run has `SOFT_TIMEOUT` seconds of the exercise's budget (and the time to start pytest). Runs are made only in a learner's
         process that has run none of the learner's code yet (see `UNTOUCHED`): what it answers about a
         run then comes from the course's code alone, and the run itself is a process of its own.
         """
         if not self.pristine:
             raise RuntimeError("pytest runs need a learner's process that has not run the learner's code: "
                                "declare `tests_catch` on an exercise with no `requires`, before any other step")
-        report = self._ask("pytest", files, path, label="pytest", limit=SOFT_TIMEOUT)
+        report = self._ask("pytest", files, path, label="pytest", limit=SOFT_TIMEOUT + testrun.start_time())
         if not isinstance(report, dict):
             raise LearnerGone("a test run answered something other than a report")
         return report
@@ -529,6 +529,9 @@ COMMON_CAUSES = {
     "AttributeError": "Does the object have that attribute? Check the spelling, and whether a function returned "
                       "`None` where you expected an object.",
     "KeyError": "Is the key always there? `d.get(key)` answers `None` instead of raising.",
+    "IntegrityError": "The database refused a row that breaks one of its rules, which the message names: a required "
+                      "(`NOT NULL`) column left empty, a second row where a `UNIQUE` rule allows one, a `CHECK`, or a "
+                      "foreign key to a row that does not exist. Which of your writes breaks it?",
     "TypeError": "Are the types and the number of arguments what the function expects? A `None` where a value "
                  "was expected often shows up here.",
     "ValueError": "Is a conversion (`int(...)`, `float(...)`) given text it cannot read?",

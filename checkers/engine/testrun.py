@@ -30,6 +30,7 @@ from .faults import ADDRESS, frame_where
 # learner's process drops TICKETHUB_* variables
 FORK = hasattr(os, "fork") and not os.environ.get("TICKETHUB_NO_FORK")
 _real_exit = os._exit  # kept before the learner's process guards os._exit
+SPAWN_START = 5.0  # seconds a new interpreter may take to import pytest, before a run's budget starts
 CONFIGS = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")  # where pytest looks for settings
 TEXT_LINES, LINE_WIDTH = 10, 160  # how much of pytest's failure text a report keeps
 ENTRY = re.compile(r"^(?P<path>\S.*?):\d+: in \S")  # a traceback entry of `--tb=short`: `path:line: in name`
@@ -42,6 +43,11 @@ def warm_up() -> None:
 
     for name in default_plugins:
         importlib.import_module(f"_pytest.{name}")
+
+
+def start_time() -> float:
+    """Seconds a run takes to start before the learner's tests do: none for a fork of a warm process."""
+    return 0.0 if FORK else SPAWN_START
 
 
 def test_functions(text: str, filename: str) -> list[str]:
@@ -78,7 +84,8 @@ def run(files: dict[str, str], path: str, scratch: Path, budget: float) -> dict:
         for folder in ("tmp", "home"):
             (root / folder).mkdir()
         (root / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")  # settings for a project that has none
-        spec = {"root": str(root), "path": path, "budget": budget}
+        # `budget` is for the learner's code once pytest is loaded; `wait`, for the whole run
+        spec = {"root": str(root), "path": path, "budget": max(budget - start_time(), 0.05), "wait": budget}
         return _forked(spec) if FORK else _spawned(spec)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -124,7 +131,7 @@ def _spawned(spec: dict) -> dict:
     process = subprocess.Popen([sys.executable, "-P", "-m", "checkers.engine.testrun"], cwd=spec["root"],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
-        out, _ = process.communicate(json.dumps(spec).encode(), timeout=spec["budget"])
+        out, _ = process.communicate(json.dumps(spec).encode(), timeout=spec["wait"])
     except subprocess.TimeoutExpired:  # no SIGALRM (Windows): the run says nothing of where it was
         return {"timeout": None, "test": None}
     finally:
@@ -146,6 +153,10 @@ def _spawned(spec: dict) -> dict:
 
 def _child(spec: dict, out: int) -> None:
     """Become the run: the project's folder, path, temporary folder and home; then pytest, and answer on `out`."""
+    # warm in the check server (see `warm_up`); cold in a new interpreter, so before the project is on the path
+    import pytest
+
+    warm_up()
     root = Path(spec["root"])
     project = root / "project"
     os.chdir(project)
@@ -176,8 +187,6 @@ def _child(spec: dict, out: int) -> None:
             f"--confcutdir={project}", f"--basetemp={root / 'tmp' / 'pytest'}"]
     if not any((project / name).is_file() for name in CONFIGS):
         args += ["-c", str(root / "pytest.ini")]  # never a stray pytest.ini above the project
-    import pytest  # warm in the check server (see `warm_up`); cold in a new interpreter
-
     try:
         code = int(pytest.main(args, plugins=[collector]))
     except BaseException as error:  # noqa: BLE001 — pytest itself gave up (a learner's conftest can do that)

@@ -67,8 +67,8 @@ class Chapter(declare.Chapter):
 
     exercise_class = Exercise
 
-    def __init__(self, module: str, title: str):
-        super().__init__(module, title)
+    def __init__(self, module: str, title: str, errors=None):
+        super().__init__(module, title, errors)
         self.root: Path | None = None
 
     def setup(self) -> None:
