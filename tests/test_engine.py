@@ -389,6 +389,11 @@ def test_written_tests_pass_when_they_pass_on_correct_code_and_catch_each_bug(pr
      ["still running after", f"{TESTS}, line 2, in test_greet", "while True:"]),
     ("import os, signal\n\n\ndef test_greet():\n    os.kill(os.getpid(), signal.SIGKILL)\n", Outcome.ERROR,
      ["ended abruptly (signal 9, running your tests)"]),
+    # a report forged on every descriptor the run might answer on: not pytest's, so the learner's ERROR, never ours
+    ("import json, os, struct\n\n\ndef test_greet():\n    data = json.dumps({'collected': [], 'errors': [], 'skipped': [], "
+     "'tests': [{'name': 1}]}).encode()\n    for fd in range(3, 64):\n        try:\n"
+     "            os.write(fd, struct.pack('>I', len(data)) + data)\n        except OSError:\n            pass\n",
+     Outcome.ERROR, ["a report that is not pytest's"]),
     # what a run writes, in its project, beside it, in its temporary folder or its home, no later run sees
     (TRACES, Outcome.FAIL, ["Seen: 1 test passed when the greeting leaves the name out"]),
 ])

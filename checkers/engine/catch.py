@@ -82,29 +82,27 @@ def steps(exercise, path: str, bugs: list[Bug], accepts: list[Correct], hint: st
         names = t.test_functions(texts[path], path)
         t.require(names, f"a test in `{path}`: a function whose name starts with `test`",
                   "it defines no test function", NO_TEST)
-        reference = {**workspace.files(chapter, "solution"), **texts}
-        return {"reference": reference, "passed": []}
+        return {**workspace.files(chapter, "solution"), **texts}  # the reference, with the learner's tests
 
-    def on_reference(t, runs):
-        runs["passed"] = _passes(t, t.pytest(runs["reference"], path), path, "the reference (correct code)",
-                                 hint or WRONG)
-        return runs
+    def on_reference(t, reference):
+        _passes(t, t.pytest(reference, path), path, "the reference (correct code)", hint or WRONG)
+        return reference
 
     def on(variant: Correct):
-        def passes(t, runs):
-            _passes(t, t.pytest(variant.apply(runs["reference"]), path), path, f"code where {variant.description}",
+        def passes(t, reference):
+            _passes(t, t.pytest(variant.apply(reference), path), path, f"code where {variant.description}",
                     variant.hint or TOO_STRICT)
-            return runs
+            return reference
 
         return f"they pass when {variant.description} (also correct)", passes
 
     def catching(bug: Bug):
-        def catches(t, runs):
-            report = _finished(t.pytest(bug.apply(runs["reference"]), path))
+        def catches(t, reference):
+            report = _finished(t.pytest(bug.apply(reference), path))
             failed = report["errors"] or [test for test in report["tests"] if test["outcome"] == "failed"]
             t.require(failed, f"a test that fails when {bug.description}",
                       lambda: f"{_summary(report['tests'])} when {bug.description}", bug.hint or MISSED)
-            return runs
+            return reference
 
         return f"they fail when {bug.description}", catches
 
@@ -128,14 +126,25 @@ def _finished(report: dict) -> dict:
         raise LearnerTimeout(report["timeout"] if isinstance(report["timeout"], str) else None)
     if "crashed" in report:
         raise LearnerGone(f"{report['crashed']}, running your tests")
-    for name, kind in (("collected", list), ("errors", list), ("tests", list), ("skipped", list)):
-        if not isinstance(report.get(name), kind):
-            raise LearnerGone("a test run answered an incomplete report")
+    if not _well_formed(report):  # the run's process ran the learner's tests, which could write anything there
+        raise LearnerGone("a test run answered a report that is not pytest's")
     return report
 
 
-def _passes(t, report: dict, path: str, where: str, hint: str) -> list[str]:
-    """Require every test of a run to pass, and at least one to run; the names of those that passed."""
+def _well_formed(report: dict) -> bool:
+    """Does a report have the shape `testrun.Collector` gives it?"""
+    if not all(isinstance(report.get(name), list) for name in ("collected", "errors", "tests", "skipped")):
+        return False
+    texts = [*report["collected"], *report["skipped"]]
+    for name, keys in (("tests", ("name", "outcome", "text")), ("errors", ("name", "text"))):
+        if not all(isinstance(entry, dict) for entry in report[name]):
+            return False
+        texts += [entry.get(key) for entry in report[name] for key in keys]
+    return all(type(text) is str for text in texts)
+
+
+def _passes(t, report: dict, path: str, where: str, hint: str) -> None:
+    """Require every test of a run to pass, and at least one to run."""
     report = _finished(report)
     for error in report["errors"]:
         t.fail(f"pytest collects `{path}` on {where}", "pytest could not collect it:\n" + _quoted(error["text"]),
@@ -148,13 +157,11 @@ def _passes(t, report: dict, path: str, where: str, hint: str) -> list[str]:
             phase = "" if test["when"] == "call" else f" (in its {test['when']})"
             t.fail(f"every test passes on {where}", f"`{_short_name(test['name'])}` failed{phase}:\n"
                    + _quoted(test["text"]), hint)
-    passed = [test["name"] for test in report["tests"] if test["outcome"] == "passed"]
-    if not passed:
+    if not any(test["outcome"] == "passed" for test in report["tests"]):
         test = report["tests"][0] if report["tests"] else {"name": path, "outcome": "skipped", "text": ""}
         t.fail(f"at least one test that runs and passes on {where}", f"`{_short_name(test['name'])}` was "
                f"{'skipped' if test['outcome'] == 'skipped' else 'expected to fail (xfail)'}"
                + (f": `{test['text']}`" if test["text"] else ""), SKIPPED)
-    return passed
 
 
 def _quoted(text: str) -> str:

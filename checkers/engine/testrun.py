@@ -96,6 +96,9 @@ def _forked(spec: dict) -> dict:
     pid = os.fork()
     if pid == 0:
         os.close(reader)
+        # the run keeps only its answer's pipe: never the learner's process's channel to the judge
+        os.closerange(3, writer)
+        os.closerange(writer + 1, max(os.sysconf("SC_OPEN_MAX"), writer + 1))
         try:
             _child(spec, writer)
         finally:
@@ -172,6 +175,10 @@ def _child(spec: dict, out: int) -> None:
         del sys.modules[name]
     sys.dont_write_bytecode = True
     importlib.invalidate_caches()
+    # Python's standard streams on the standard descriptors (which lead nowhere), whatever they were before
+    sys.stdin = sys.__stdin__ = open(0, closefd=False)
+    sys.stdout = sys.__stdout__ = open(1, "w", closefd=False)
+    sys.stderr = sys.__stderr__ = open(2, "w", closefd=False)
     gc.freeze()  # what the process holds already is no garbage: pytest's many gc.collect() calls then cost little
     collector = Collector(project)
 
