@@ -314,6 +314,20 @@ def test_an_empty_list_has_no_pages(project):
     assert_rejected(p.check("ex3"), "on an empty table: `pages` is 0")
 
 
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    # a page count that drops a last page which is not full: the hint is about `pages`, not the defaults
+    ('"pages": math.ceil(total / per_page)', '"pages": total // per_page', "Is `pages` the pagination's own"),
+    # a total of this page's rows only
+    ('"total": total,', '"total": min(total, per_page),', "Is `total` the pagination's own `result.total`"),
+])
+def test_a_wrong_count_is_hinted_at_by_its_own_cause(project, old, new, expected):
+    """Does a wrong `pages` or `total` get a hint about how that number is counted, whichever page was asked for?"""
+    p = project(CHAPTER).write(PAGINATION, PAGINATION_ALTERNATIVE.replace(old, new))
+    for result in p.sweep("ex3"):
+        assert_rejected(result, expected)
+        assert "Do you default `page` to 1" not in result.text()
+
+
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
@@ -543,6 +557,10 @@ def test_every_integrity_error_as_a_duplicate_fails_on_every_seed(project):
         (  # refuses to sell the last seats
             "    if event.seats_left < seats:\n", "    if event.seats_left <= seats:\n",
             "do you refuse only when fewer are left than asked for",
+        ),
+        (  # the comparison the wrong way round: even the first booking is refused as sold out
+            "    if event.seats_left < seats:\n", "    if event.seats_left > seats:\n",
+            "do you raise `SoldOut` only when fewer seats are left than asked for?",
         ),
         (  # trusts the CHECK constraint to refuse overbooking
             "    if event.seats_left < seats:\n        raise SoldOut(event.seats_left)\n",
