@@ -84,7 +84,6 @@ def test_starters_import_and_the_factory_works(learner_package):
     assert {"/api/events/overview", "/api/events/<int:event_id>/detail", "/api/reports/sales"} <= rules
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # chapter 04's env.py tries the old get_engine() first
 def test_the_migration_chain_matches_the_models(tmp_path, learner_package):
     """Do migrations 0001 to 0004 build the schema the models describe, and go back down to nothing?"""
     from flask_migrate import check, downgrade, upgrade
