@@ -2,6 +2,7 @@
 """Set up the TicketHub course and use it. Needs only Python 3.11+.
 
     python3 course.py lab [JUPYTERLAB OPTIONS...]   set up, then open JupyterLab at the course index
+    python3 course.py update                        get the course's new version; your work is kept
     python3 course.py test [PYTEST OPTIONS...]      set up, then run every test (what CI runs)
     python3 course.py site [SPHINX OPTIONS...]      set up, then build the course website
     python3 course.py setup                         set up only
@@ -13,11 +14,13 @@ and redone only when requirements.txt or pyproject.toml change. `test` also inst
 requirements-test.txt and requirements-site.txt and, as root on Debian, the chromium the
 browser tests drive and the bubblewrap the grader's sandbox is built on; `site` installs
 requirements-site.txt.
+
+You work in my-notebooks/, your own copies of the course's notebooks (notebooks/), which git
+ignores: `lab` and `update` bring them up to date and never overwrite a notebook you changed.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -30,16 +33,12 @@ VENV = ROOT / ".venv"
 STAMP = VENV / "tickethub-installed.txt"
 TEST_STAMP = VENV / "tickethub-test-installed.txt"
 SITE_STAMP = VENV / "tickethub-site-installed.txt"
-INDEX = "notebooks/index.ipynb"
+MINE = "my-notebooks"  # the learner's copies: checkers.paths.MINE
+INDEX = f"{MINE}/index.ipynb"
 CHROMIUM = Path("/usr/bin/chromium")
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 # JupyterLab's news and update pop-ups only distract in a course
-LAB_OVERRIDES = {
-    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}
-}
-
-
 def say(message: str) -> None:
     print(f"[course] {message}", flush=True)
 
@@ -64,7 +63,7 @@ def setup() -> None:
     """Create .venv and install what the course needs, unless it is already current."""
     if sys.version_info < (3, 11):
         sys.exit(f"TicketHub needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
-    done, wanted = current(STAMP, "requirements.txt", "pyproject.toml")
+    done, wanted = current(STAMP, "requirements.txt", "pyproject.toml", "checkers/notebook/magics.py")
     if PYTHON.exists() and done:
         return
     if not PYTHON.exists():
@@ -72,9 +71,8 @@ def setup() -> None:
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     say("installing the pinned packages and the checkers package (about a minute, once)")
     pip_install("-r", "requirements.txt", "-e", ".")
-    overrides = VENV / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
-    overrides.parent.mkdir(parents=True, exist_ok=True)
-    overrides.write_text(json.dumps(LAB_OVERRIDES, indent=2) + "\n")
+    # the kernels' %%writefile that explains a missing setup, and JupyterLab without pop-ups
+    run(PYTHON, "-m", "checkers.notebook.magics", stdout=subprocess.DEVNULL)
     STAMP.write_text(wanted + "\n")
     say("setup complete")
 
@@ -140,7 +138,26 @@ def lab_command(extra: list[str], root: bool | None = None) -> list[str]:
     return command + extra
 
 
+def sync_copies() -> None:
+    """Copy new and changed notebooks into my-notebooks/, keeping every notebook the learner changed."""
+    run(PYTHON, "-m", "checkers.notebook.copies")
+
+
+def update() -> None:
+    """Pull the course's new version (when this is a git clone), then set up and sync the copies."""
+    if (ROOT / ".git").exists() and shutil.which("git"):
+        say("getting the course's new version (git pull --ff-only)")
+        done = subprocess.run(["git", "pull", "--ff-only"], cwd=ROOT)
+        if done.returncode:
+            sys.exit("git pull did not complete (see above); your notebooks in my-notebooks/ are untouched")
+    else:
+        say("not a git clone: copy the new version over this folder, then run this again")
+    setup()
+    sync_copies()
+
+
 def lab(extra: list[str]) -> None:
+    sync_copies()
     command = lab_command(extra)
     say(f"starting JupyterLab at {chosen_path(extra) or INDEX} (stop it with Ctrl+C)")
     say("it opens your browser; if it does not (or with --no-browser), open the URL it prints below")
@@ -187,7 +204,9 @@ Create .venv/ and install the pinned packages (requirements.txt) and the course'
     "lab": f"""\
 python3 course.py lab [JUPYTERLAB OPTIONS...]
 
-Set up if needed, then start JupyterLab at the course index ({INDEX}).
+Set up if needed, bring your copies of the notebooks (my-notebooks/) up to date with the
+course's (new chapters are copied; a notebook you changed is never overwritten), then start
+JupyterLab at the course index ({INDEX}).
 It opens your browser; if it does not (or with --no-browser), open the URL JupyterLab prints
 after "To access the server": http://localhost:8888/lab?token=... (or the port you chose).
 Stop it with Ctrl+C.
@@ -196,9 +215,18 @@ Every option goes to JupyterLab unchanged, for example:
   --no-browser          do not open a browser (open the printed address yourself)
   --port=8890           serve on another port (--ServerApp.port_retries=0: that one or fail)
   --ip=0.0.0.0          listen on every interface, e.g. in a container (default: localhost)
-  notebooks/03-database.ipynb   open that notebook instead of the index
+  my-notebooks/03-database.ipynb   open that notebook instead of the index
 As root, --allow-root is added for you (JupyterLab refuses root without it).
 JupyterLab's own list: python3 course.py lab -- --help-all (after `--`, even --help goes to it).
+""",
+    "update": """\
+python3 course.py update
+
+Get the course's new version with `git pull --ff-only`, set up again if the packages changed,
+and bring my-notebooks/ up to date: a new chapter is copied; a notebook you never changed is
+replaced by its new version; a notebook you changed is kept exactly as it is, and the new
+version is written beside it as `NN-topic (new version).ipynb`, to compare and move your work
+over. Your projects and progress (my-notebooks/work/) are never touched.
 """,
     "test": """\
 python3 course.py test [PYTEST OPTIONS...]
@@ -211,7 +239,7 @@ Every option goes to pytest unchanged, for example:
   -k ch01               only the tests whose names match
   -x                    stop at the first failure
   tests/test_site.py    only that file
-  TICKETHUB_SEEDS=100 python3 course.py test -k ch01   sweep more seeds
+  TICKETHUB_SEEDS=200 python3 course.py test -k ch01   sweep more seeds
 pytest's own list: python3 course.py test -- --help (after `--`, even --help goes to it).
 """,
     "site": """\
@@ -249,9 +277,12 @@ def main(argv: list[str]) -> None:
     if wants_help(extra):
         print(HELP[command])
         sys.exit(0)
-    if command == "setup" and extra:
-        print(f"`setup` takes no options\n\n{HELP['setup']}", file=sys.stderr)
+    if command in ("setup", "update") and extra:
+        print(f"`{command}` takes no options\n\n{HELP[command]}", file=sys.stderr)
         sys.exit(2)
+    if command == "update":
+        update()
+        return
     setup()
     if command == "lab":
         lab(passed_on(extra))

@@ -10,6 +10,8 @@ PACKAGE = Path(__file__).resolve().parent
 ROOT = PACKAGE.parent  # the repository, when the package is installed in editable mode
 CHECKPOINTS = PACKAGE / "checkpoints"
 WORK = "work"  # each chapter's project lives in work/NN-topic/ beside the notebook
+NOTEBOOKS = "notebooks"  # the course's edition of the learner notebooks, tracked by git
+MINE = "my-notebooks"  # the learner's own copies of them (and their work/), which git ignores
 BACKUPS = ".backups"
 
 GRADING = "TICKETHUB_GRADING"  # plain nbval grading: a check that does not pass fails its cell

@@ -13,9 +13,11 @@ from checkers.engine import server, workspace
 from checkers.engine.outcomes import Outcome, Result
 
 
-# seeds per `Project.sweep`: enough to catch a verdict that depends on the seed, cheap enough for CI;
-# `TICKETHUB_SEEDS=200 python3 course.py test -k ch01` sweeps more on demand
-SWEEP = int(os.environ.get("TICKETHUB_SEEDS", "10"))
+# Seeds per asserted verdict (see `Project.check`): enough to catch a verdict that depends on the
+# seed, cheap enough for CI. `TICKETHUB_SEEDS=200 python3 course.py test -k ch01` sweeps more on
+# demand; data chapters also run every such test on PostgreSQL, over TICKETHUB_POSTGRES_SEEDS.
+SWEEP = int(os.environ.get("TICKETHUB_SEEDS", "20"))
+SWEEP_POSTGRES = int(os.environ.get("TICKETHUB_POSTGRES_SEEDS", "3"))
 
 
 def pytest_addoption(parser):
@@ -35,11 +37,62 @@ def check_server():
     client.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres_check_server():
+    """A check server whose checks run on a PostgreSQL database of this session's own."""
+    from postgres_server import fresh_database
+
+    with fresh_database() as url, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DATABASE_URL", url)
+        client = server.Client()
+        client.start()
+        yield client
+        client.stop()
+
+
+def uses_database(chapter: str) -> bool:
+    """Does the chapter's checker module say `USES_DATABASE = True`?"""
+    return getattr(importlib.import_module(workspace.module_name(chapter)), "USES_DATABASE", False)
+
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "backends(*names): the only databases a data chapter's test (or case) "
+                            "holds on; say why beside it")
+
+
+def pytest_generate_tests(metafunc):
+    """A data chapter's tests that make projects run twice: on SQLite and on the machine's PostgreSQL."""
+    chapter = getattr(metafunc.module, "CHAPTER", None)
+    if "project" in metafunc.fixturenames and chapter and uses_database(chapter):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Leave out the runs on a database that a `backends(...)` mark (of the test or its case) excludes."""
+    kept, left_out = [], []
+    for item in items:
+        mark = item.get_closest_marker("backends")
+        backend = getattr(getattr(item, "callspec", None), "params", {}).get("backend")
+        (left_out if mark and backend and backend not in mark.args else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+
+
+@pytest.fixture
+def backend(request) -> str:
+    """The database the checks use: "sqlite" (embedded, the default) or "postgresql"."""
+    return getattr(request, "param", "sqlite")
+
+
 class Project:
     """A chapter's project folder in a temporary directory, at a chosen version."""
 
-    def __init__(self, chapter: str, root: Path, client: server.Client, seed: int):
-        self.chapter, self.root, self.client, self.seed = chapter, root, client, seed
+    def __init__(self, chapter: str, root: Path, client: server.Client, seed: int, seeds: int = SWEEP):
+        self.chapter, self.root, self.client, self.seed, self.seeds = chapter, root, client, seed, seeds
         self.module = workspace.module_name(chapter)
 
     def read(self, path: str) -> str:
@@ -56,14 +109,29 @@ class Project:
         return self.write(path, text.replace(old, new))
 
     def check(self, exercise: str, seed: int | None = None) -> Result:
-        """Run a check with `seed`, or with the test's own seed (see `test_seed`)."""
+        """Run a check with `seed`, or with the test's own seed (see `test_seed`).
+
+        Without `seed`, the result stands for a sweep: `assert_outcome` and `assert_rejected`
+        run the sweep's other seeds on the same files, so every asserted verdict holds on all.
+        """
         result = self.client.run(self.module, exercise, self.root, seed=self.seed if seed is None else seed)
         assert result.outcome is not Outcome.INTERNAL, result.text()  # a fault of the check itself
+        if seed is None:
+            files = self._files()
+            result.rest_of_sweep = lambda: self._rest_of_sweep(exercise, files)
         return result
 
     def sweep(self, exercise: str) -> list[Result]:
-        """Run a check over `SWEEP` seeds: a verdict must not depend on the data a seed draws."""
-        return [self.check(exercise, seed=self.seed + i) for i in range(SWEEP)]
+        """Run a check over the sweep's seeds: a verdict must not depend on the data a seed draws."""
+        return [self.check(exercise, seed=self.seed + i) for i in range(self.seeds)]
+
+    def _files(self) -> dict[str, bytes]:
+        return {str(p.relative_to(self.root)): p.read_bytes() for p in sorted(self.root.rglob("*"))
+                if p.is_file() and "__pycache__" not in p.parts}
+
+    def _rest_of_sweep(self, exercise: str, files: dict[str, bytes]) -> list[Result]:
+        assert self._files() == files, "the project changed after check(): assert its result first"
+        return [self.check(exercise, seed=self.seed + i) for i in range(1, self.seeds)]
 
 
 @pytest.fixture
@@ -77,17 +145,19 @@ def test_seed(request) -> int:
 
 
 @pytest.fixture
-def project(tmp_path, check_server, test_seed):
+def project(request, tmp_path, test_seed, backend):
     """Make a chapter's project: `project("01-project-structure", "solution")`.
 
     The version is `start` (the checkpoint), `starter` (every cell of the learner notebook
-    run) or `solution` (every cell of the reference run).
+    run) or `solution` (every cell of the reference run). Its checks run on `backend`.
     """
+    postgres = backend == "postgresql"
+    client = request.getfixturevalue("postgres_check_server" if postgres else "check_server")
 
     def make(chapter: str, version: str = "solution") -> Project:
         root = tmp_path / chapter
         workspace.write_files(root, workspace.files(chapter, version))
-        return Project(chapter, root, check_server, test_seed)
+        return Project(chapter, root, client, test_seed, SWEEP_POSTGRES if postgres else SWEEP)
 
     return make
 
@@ -124,9 +194,10 @@ def assert_rejected(result: Result | list[Result], expected: str) -> None:
     """Assert that a wrong answer fails (or errors) with `expected` in its feedback, and nothing
     of the checker's own: no traceback, temporary path, checker file or memory address.
 
-    Given a `Project.sweep`, every seed must reject it with that message.
+    Given a `Project.sweep`, or a `Project.check()` (which stands for one), every seed must reject
+    it with that message.
     """
-    for one in result if isinstance(result, list) else [result]:
+    for one in _swept(result):
         text = one.text()
         assert one.outcome in (Outcome.FAIL, Outcome.ERROR), text
         assert expected in text, text
@@ -136,8 +207,16 @@ def assert_rejected(result: Result | list[Result], expected: str) -> None:
 
 def assert_outcome(result: Result | list[Result], outcome: Outcome, *fragments: str) -> None:
     """Assert a result's outcome (every one of a sweep's), and that its text mentions every fragment."""
-    for one in result if isinstance(result, list) else [result]:
+    for one in _swept(result):
         text = one.text()
         assert one.outcome is outcome, text
         for fragment in fragments:
             assert fragment in text, f"{fragment!r} not in:\n{text}"
+
+
+def _swept(result: Result | list[Result]) -> list[Result]:
+    """Every result a verdict is asserted on: a sweep's, or a `Project.check()`'s and its sweep's."""
+    if isinstance(result, list):
+        return result
+    rest = getattr(result, "rest_of_sweep", None)
+    return [result, *(rest() if rest else [])]

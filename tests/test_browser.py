@@ -7,6 +7,7 @@ tests/screenshots/ for a maintainer to look at.
 """
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -72,6 +73,11 @@ window.th = {
     }));
   },
   activeCell: id => th.panel(id).content.activeCell.model.id,
+  diagrams(id) {  // every Mermaid diagram of a notebook: drawn (an SVG, inline or as an image), or failed
+    return [...th.panel(id).node.querySelectorAll('.jp-RenderedMermaid')].map(e => ({
+      svg: !!e.querySelector('svg, img[src^="data:image/svg+xml"]'), failed: e.classList.contains('jp-mod-warning'), text: e.textContent.slice(0, 80),
+    }));
+  },
   async show(id, cellId) {
     window.jupyterapp.shell.activateById(id);
     const cell = th.panel(id).content.widgets.find(c => c.model.id === cellId);
@@ -301,6 +307,28 @@ def test_outcome_blocks_read_well_in_both_themes(page, lab):
         page.evaluate("id => th.close(id)", panel)
 
 
+FENCE = re.compile(r"^```mermaid$", re.MULTILINE)
+DIAGRAMS = {chapter: sum(len(FENCE.findall(c.source)) for c in nbformat.read(
+    ROOT / "notebooks" / f"{chapter}.ipynb", as_version=4).cells if c.cell_type == "markdown") for chapter in CHAPTERS}
+
+
+@pytest.mark.parametrize("chapter", [c for c in CHAPTERS if DIAGRAMS[c]])
+def test_diagrams_are_drawn_in_jupyterlab(page, chapter):
+    """Does JupyterLab draw every Mermaid diagram of the learner's notebook (an SVG, no error)?"""
+    panel = page.evaluate("path => th.open(path)", f"notebooks/{chapter}.ipynb")
+    try:
+        page.wait_for_function("([id, n]) => th.diagrams(id).filter(d => d.svg || d.failed).length >= n",
+                               arg=[panel, DIAGRAMS[chapter]], timeout=30_000)
+        drawn = page.evaluate("id => th.diagrams(id)", panel)
+        assert len(drawn) == DIAGRAMS[chapter] and all(d["svg"] and not d["failed"] for d in drawn), drawn
+        first = page.evaluate("id => th.panel(id).content.widgets.find(c => c.node.querySelector("
+                              "'.jp-RenderedMermaid')).model.id", panel)
+        page.evaluate("([id, cellId]) => th.show(id, cellId)", [panel, first])
+        page.screenshot(path=SHOTS / f"{chapter}-diagram-light.png")
+    finally:
+        page.evaluate("id => th.close(id)", panel)
+
+
 def test_index_shows_every_exercise_not_yet_checked(page, index):
     """Does the index's dashboard list every chapter's exercises, none checked yet?"""
     badges = cell(page, index, "progress")["badges"]
@@ -351,4 +379,24 @@ def test_chapter_in_the_browser(page, index, chapter):
         ("index", index, "progress"),
     ])
     for panel in (learner, solution):
+        page.evaluate("id => th.close(id)", panel)
+
+
+# last: it runs checks, and the index must see none before the chapters' own tests
+def test_a_chapters_chips_lead_to_their_exercises(page):
+    """Does clicking an exercise's chip at the top of a chapter scroll to that exercise's heading?"""
+    chapter = "02-configuration"
+    panel = page.evaluate("path => th.open(path)", f"notebooks/{chapter}.ipynb")
+    try:
+        assert page.evaluate("id => th.runAll(id)", panel)
+        wait_for(page, panel, "progress", "Object.keys(c.badges).length > 0")
+        for number in (4, 2):
+            page.evaluate("([id, cellId]) => th.show(id, cellId)", [panel, "progress"])
+            page.locator(f"#{panel} .tickethub-badge[data-exercise='{chapter}/ex{number}']").click()
+            page.wait_for_function(
+                """([id, n]) => { const h = [...th.panel(id).node.querySelectorAll('h2')]
+                    .find(h => h.textContent.startsWith(`Exercise ${n} ·`));
+                  const r = h.getBoundingClientRect(); return r.top >= 0 && r.top < window.innerHeight / 2; }""",
+                arg=[panel, number], timeout=10_000)
+    finally:
         page.evaluate("id => th.close(id)", panel)

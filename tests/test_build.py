@@ -85,6 +85,31 @@ def test_checkpoints_chain_chapters(course):
     assert [c["exercise"] for c in first["cells"]] == [None, "ex1"]
 
 
+def test_files_given_without_a_cell_are_in_the_checkpoints(course):
+    """Does `solutions/NN-topic/` reach the chapter's checkpoint as given files, and the next chapter's start?"""
+    given = course.root / "solutions" / "00-first" / "tool" / "settings.ini"
+    given.parent.mkdir(parents=True)
+    given.write_text("[tool]\nname = first\n")
+    course()
+    first = json.loads((course.root / "checkpoints" / "00-first.json").read_text())
+    second = json.loads((course.root / "checkpoints" / "01-second.json").read_text())
+    assert first["cells"][0] == {"path": "tool/settings.ini", "exercise": None,
+                                 "starter": "[tool]\nname = first\n", "solution": "[tool]\nname = first\n"}
+    assert second["start"]["tool/settings.ini"] == "[tool]\nname = first\n"
+    assert course(check=True) == []
+    given.write_text("[tool]\nname = changed\n")
+    assert [Path(p).name for p in course(check=True)] == ["00-first.json", "01-second.json"]
+
+
+def test_a_file_both_given_and_written_by_a_cell_fails_loudly(course):
+    """Is a file that a cell writes and the chapter's folder gives refused, naming both?"""
+    given = course.root / "solutions" / "00-first" / "pkg" / "a.py"
+    given.parent.mkdir(parents=True)
+    given.write_text("LIMIT = 1\n")
+    with pytest.raises(BuildError, match="`pkg/a.py` is written by this cell and given in `00-first/`"):
+        course()
+
+
 @pytest.mark.parametrize(
     ("source", "message"),
     [

@@ -20,36 +20,6 @@ VENUES = "tickethub/venues/services.py"
 BOOKINGS = "tickethub/bookings/services.py"
 CONFIG = "tickethub/config.py"
 
-# tests/test_postgres.py runs these on PostgreSQL too: (exercise, path, old, new, expected fragment)
-POSTGRES_WRONG_ANSWERS = [
-    ("ex5", BOOKINGS, "    event.seats_left -= seats\n", "    event.seats_left -= seats\n    db.session.commit()\n",
-     "the seat count is rolled back"),
-    # looks for a duplicate instead of letting the unique constraint decide: loses the staged race
-    ("ex5", BOOKINGS, "    event.seats_left -= seats\n    booking = Booking(event=event, email=email, seats=seats)\n"
-     "    db.session.add(booking)\n    try:\n        db.session.commit()  # one commit: the new seat count and the "
-     "booking, together\n    except IntegrityError as error:\n        db.session.rollback()  # undo both, and make the "
-     "session usable again\n        if violated_constraint(error) == \"uq_bookings_event_id_email\":\n"
-     "            raise AlreadyBooked(email) from None\n        raise  # any other broken rule is a bug: let it be logged, as a 500\n",
-     "    if db.session.execute(db.select(Booking).filter_by(event_id=event_id, email=email)).first():\n"
-     "        raise AlreadyBooked(email)\n    event.seats_left -= seats\n"
-     "    booking = Booking(event=event, email=email, seats=seats)\n    db.session.add(booking)\n    db.session.commit()\n",
-     "Did you look for an existing booking first?"),
-    # every IntegrityError is a duplicate: a NOT NULL bug becomes AlreadyBooked (psycopg's report, not SQLite's)
-    ("ex5", BOOKINGS, '        if violated_constraint(error) == "uq_bookings_event_id_email":\n', "        if True:\n",
-     "Do you raise `AlreadyBooked` for every `IntegrityError`?"),
-    # every unique violation is a duplicate: the check's other unique rule becomes AlreadyBooked
-    ("ex5", BOOKINGS, '        if violated_constraint(error) == "uq_bookings_event_id_email":\n',
-     '        if type(error.orig).__name__ == "UniqueViolation" or "UNIQUE" in str(error.orig):\n',
-     "Do you raise `AlreadyBooked` for every `IntegrityError`?"),
-    ("ex4", VENUES, '        if (violated_constraint(error) or "").startswith("uq_venues_"):\n', "        if True:\n",
-     "Do you raise `VenueNameTaken` for every `IntegrityError`?"),
-    # fine on SQLite, where the option exists; psycopg refuses it
-    ("ex6", CONFIG, 'SQLALCHEMY_ENGINE_OPTIONS = {}  #',
-     'SQLALCHEMY_ENGINE_OPTIONS = {"connect_args": {"check_same_thread": False}}  #',
-     "`TestingConfig`'s engine options work on that database too"),
-]
-
-
 def test_starters_import_and_the_factory_works(learner_package):
     """Does the learner's project, before any exercise is solved, import and build an app?"""
     app = learner_package(CHAPTER).create_app({"TESTING": True})
@@ -344,6 +314,20 @@ def test_an_empty_list_has_no_pages(project):
     assert_rejected(p.check("ex3"), "on an empty table: `pages` is 0")
 
 
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    # a page count that drops a last page which is not full: the hint is about `pages`, not the defaults
+    ('"pages": math.ceil(total / per_page)', '"pages": total // per_page', "Is `pages` the pagination's own"),
+    # a total of this page's rows only
+    ('"total": total,', '"total": min(total, per_page),', "Is `total` the pagination's own `result.total`"),
+])
+def test_a_wrong_count_is_hinted_at_by_its_own_cause(project, old, new, expected):
+    """Does a wrong `pages` or `total` get a hint about how that number is counted, whichever page was asked for?"""
+    p = project(CHAPTER).write(PAGINATION, PAGINATION_ALTERNATIVE.replace(old, new))
+    for result in p.sweep("ex3"):
+        assert_rejected(result, expected)
+        assert "Do you default `page` to 1" not in result.text()
+
+
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
@@ -547,9 +531,12 @@ def test_looking_first_loses_the_race(project):
                     "Did you look for an existing booking first?")
 
 
+EVERY_UNIQUE = '        if type(error.orig).__name__ == "UniqueViolation" or "UNIQUE" in str(error.orig):\n'  # either database's
+
+
 def test_every_integrity_error_as_a_duplicate_fails_on_every_seed(project):
     """Is `book()` mapping every `IntegrityError` (or every unique one) to `AlreadyBooked` rejected on every seed?"""
-    for condition in ("        if True:\n", '        if "UNIQUE" in str(error.orig):\n'):
+    for condition in ("        if True:\n", EVERY_UNIQUE):
         p = project(CHAPTER).edit(BOOKINGS, '        if violated_constraint(error) == "uq_bookings_event_id_email":\n', condition)
         assert_rejected(p.sweep("ex5"), "Do you raise `AlreadyBooked` for every `IntegrityError`?")
 
@@ -571,6 +558,10 @@ def test_every_integrity_error_as_a_duplicate_fails_on_every_seed(project):
             "    if event.seats_left < seats:\n", "    if event.seats_left <= seats:\n",
             "do you refuse only when fewer are left than asked for",
         ),
+        (  # the comparison the wrong way round: even the first booking is refused as sold out
+            "    if event.seats_left < seats:\n", "    if event.seats_left > seats:\n",
+            "do you raise `SoldOut` only when fewer seats are left than asked for?",
+        ),
         (  # trusts the CHECK constraint to refuse overbooking
             "    if event.seats_left < seats:\n        raise SoldOut(event.seats_left)\n",
             "",
@@ -591,7 +582,7 @@ def test_every_integrity_error_as_a_duplicate_fails_on_every_seed(project):
         ),
         (  # every unique violation is a duplicate, whichever rule it is
             '        if violated_constraint(error) == "uq_bookings_event_id_email":\n',
-            '        if "UNIQUE" in str(error.orig):\n',
+            EVERY_UNIQUE,
             "Do you raise `AlreadyBooked` for every `IntegrityError`?",
         ),
         (  # the bug is swallowed: book() returns None
@@ -653,6 +644,9 @@ def test_pool_alternative_passes(project):
             "    SESSION_COOKIE_SECURE = True\n", "    SESSION_COOKIE_SECURE = True\n    SQLALCHEMY_ENGINE_OPTIONS = {}\n",
             "from `ProductionConfig`, a `QueuePool`",
         ),
+        pytest.param(  # fine on a SQLite file, where the option exists; psycopg refuses it
+            'SQLALCHEMY_ENGINE_OPTIONS = {}  #', 'SQLALCHEMY_ENGINE_OPTIONS = {"connect_args": {"check_same_thread": False}}  #',
+            "`TestingConfig`'s engine options work on that database too", marks=pytest.mark.backends("postgresql")),
     ],
 )
 def test_wrong_pool_settings_fail(project, old, new, expected):

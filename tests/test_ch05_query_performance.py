@@ -39,25 +39,31 @@ FSTRING_REPORT = '''    statement = text(f"""
 '''
 MAPPER_ARGS = '\n    __mapper_args__ = {"version_id_col": version}\n'
 
-# tests/test_postgres.py runs these on PostgreSQL too: (exercise, path, old, new, expected fragment)
+# found on PostgreSQL, where each must fail as on SQLite: (exercise, path, old, new, expected fragment)
 POSTGRES_WRONG_ANSWERS = [
     ("ex1", OVERVIEW, "    # the database counts", LAZY_OVERVIEW + "    # the database counts",
      "the same number of queries for many events as for a few"),
-    ("ex2", DETAIL, "selectinload(Event.bookings),  #", "joinedload(Event.bookings),  #",
+    ("ex3", DETAIL, "selectinload(Event.bookings),  #", "joinedload(Event.bookings),  #",
      "Did you use `joinedload(Event.bookings)`?"),
     # on PostgreSQL the payload's own statements may run: the check must still see it
-    ("ex3", REPORTS, '    statement = text("""', FSTRING_REPORT + '    statement = text("""',
+    ("ex4", REPORTS, '    statement = text("""', FSTRING_REPORT + '    statement = text("""',
      "injection"),
-    ("ex4", MODELS, MAPPER_ARGS, "\n", "A column alone changes nothing"),
-    ("ex5", BOOKINGS, "Event.seats_left >= seats", "Event.seats_left > seats", "With `>`, the last seats can never be booked"),
-    ("ex5", BOOKINGS, "    if taken.rowcount == 0:", "    if False:", "Do you check `rowcount`?"),
-    ("ex6", MIGRATION, '"bookings", ["email"]', '"bookings", ["event_id"]', "the index `ix_bookings_email` on `bookings` (email)"),
+    ("ex5", MODELS, MAPPER_ARGS, "\n", "A column alone changes nothing"),
+    ("ex6", BOOKINGS, "Event.seats_left >= seats", "Event.seats_left > seats", "With `>`, the last seats can never be booked"),
+    ("ex6", BOOKINGS, "    if taken.rowcount == 0:", "    if False:", "Do you check `rowcount`?"),
+    ("ex7", MIGRATION, '"bookings", ["email"]', '"bookings", ["event_id"]', "the index `ix_bookings_email` on `bookings` (email)"),
     # PostgreSQL refuses a server default that is no number when it creates the table: a FAIL that says so
-    ("ex4", MODELS, 'mapped_column(server_default="1")', 'mapped_column(server_default="one")',
+    ("ex5", MODELS, 'mapped_column(server_default="1")', 'mapped_column(server_default="one")',
      "SQLAlchemy creates the tables of your models"),
-    ("ex6", MIGRATION, 'op.drop_index("ix_events_venue_id", table_name="events")', 'op.drop_index("ix_events_venue_id")',
+    ("ex7", MIGRATION, 'op.drop_index("ix_events_venue_id", table_name="events")', 'op.drop_index("ix_events_venue_id")',
      "`DROP INDEX ix_events_venue_id ON events`"),
 ]
+
+
+@pytest.mark.backends("postgresql")  # the cases found there; every other test runs there too
+@pytest.mark.parametrize(("exercise", "path", "old", "new", "expected"), POSTGRES_WRONG_ANSWERS)
+def test_wrong_answers_found_on_postgres_fail(project, exercise, path, old, new, expected):
+    assert_rejected(project(CHAPTER).edit(path, old, new).check(exercise), expected)
 
 
 def _replace_function_body(project, path: str, function: str, body: str) -> str:
@@ -78,7 +84,6 @@ def test_starters_import_and_the_factory_works(learner_package):
     assert {"/api/events/overview", "/api/events/<int:event_id>/detail", "/api/reports/sales"} <= rules
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # chapter 04's env.py tries the old get_engine() first
 def test_the_migration_chain_matches_the_models(tmp_path, learner_package):
     """Do migrations 0001 to 0004 build the schema the models describe, and go back down to nothing?"""
     from flask_migrate import check, downgrade, upgrade
@@ -175,12 +180,15 @@ def test_an_empty_overview_is_a_list(project):
     assert_rejected(p.sweep("ex1"), "`events_overview(1, 20)` returns a list (of 0 dicts)")
 
 
-def test_an_overview_grouped_by_venue_fails(project):
-    """Do events that share a venue (always sent) catch a `GROUP BY` of the venue, which merges them?"""
+def test_an_overview_grouped_by_venue_fails(project, backend):
+    """Do events that share a venue (always sent) catch a `GROUP BY` of the venue, which merges them?
+
+    SQLite runs the query and merges the events; PostgreSQL refuses it (`GroupingError`).
+    """
     body = GROUPED_OVERVIEW.replace(".group_by(Event.id, Event.name, Venue.name)", ".group_by(Venue.id)")
     p = project(CHAPTER)
     assert_rejected(p.write(OVERVIEW, _replace_function_body(p, OVERVIEW, "events_overview", body)).sweep("ex1"),
-                    "one dict per event")
+                    "one dict per event" if backend == "sqlite" else "GroupingError")
 
 
 def test_overview_without_its_route_fails(project):
@@ -191,7 +199,122 @@ def test_overview_without_its_route_fails(project):
                     "`tickethub/events/routes.py`?")
 
 
-# --- exercise 2: the detail page -------------------------------------------------------------------------
+# --- exercise 2: a regression test for the overview --------------------------------------------------------
+
+QUERY_TESTS = "tests/test_overview_queries.py"
+COUNTED = '''    counts = []
+    for events in (3, 27):  # a few events, then many more: at more venues, with more bookings
+        add_events(app, events)
+        queries.clear()  # count the request's queries, not the INSERTs that made its data
+        response = client.get("/api/events/overview")
+        assert response.status_code == 200
+        counts.append(len(queries))
+'''
+COMPARED = '''    assert counts[0] == counts[1], f"{counts[0]} queries for a page of 3 events, {counts[1]} for a page of 20"
+'''
+LISTENER = '''    sent = []
+
+    def record(connection, cursor, statement, parameters, context, executemany):
+        sent.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    yield sent
+    event.remove(engine, "before_cursor_execute", record)
+'''
+BOUNDED = '''    add_events(app, 30)
+    queries.clear()
+    assert client.get("/api/events/overview?per_page=30").status_code == 200
+    assert len(queries) <= 5, queries  # a bound that holds for any number of events: an N+1 breaks it with 30
+'''
+PARAMETRIZED = '''
+
+@pytest.mark.parametrize("events", [2, 12, 40])
+def test_overview_queries_stay_those_of_a_small_page(app, client, queries, events):
+    add_events(app, 2)
+    queries.clear()
+    client.get("/api/events/overview")
+    small = len(queries)
+    add_events(app, events)
+    queries.clear()
+    assert client.get("/api/events/overview?per_page=50").status_code == 200
+    assert len(queries) <= small
+'''
+
+
+def _queries_test(project, body: str | None = None, fixture: str | None = None):
+    """Chapter 05's project with the reference test module, its test's (or its fixture's) body replaced."""
+    p = project(CHAPTER)
+    if body is not None:
+        p.write(QUERY_TESTS, _replace_function_body(p, QUERY_TESTS, "test_overview_queries_do_not_grow_with_events", body))
+    if fixture is not None:
+        p.write(QUERY_TESTS, _replace_function_body(p, QUERY_TESTS, "queries", fixture))
+    return p
+
+
+def test_the_reference_test_catches_every_bug_on_every_seed(project):
+    """Does the reference test pass the check whatever the seed (the check draws nothing from it)?"""
+    assert_outcome(_queries_test(project).sweep("ex2"), Outcome.PASS)
+
+
+@pytest.mark.parametrize(("body", "fixture"), [
+    (None, LISTENER),  # a listener of its own instead of count_queries()
+    (BOUNDED, None),  # one page of many events under a bound, rather than two pages compared
+    (COUNTED + COMPARED + PARAMETRIZED, None),  # and a parametrized test beside it
+], ids=["own-listener", "bound", "parametrized"])
+def test_query_test_alternatives_pass(project, body, fixture):
+    assert_outcome(_queries_test(project, body, fixture).check("ex2"), Outcome.PASS)
+
+
+@pytest.mark.parametrize(("body", "fixture", "expected"), [
+    # the fixture records each statement the engine sends while the test runs: a list that never fills
+    (None, "    yield []\n", "This overview sends two more queries for each event on the page."),
+    # ... while the test runs: not only while the fixture sets up
+    (None, "    with app.app_context(), count_queries(db.engine) as sent:\n        pass\n    yield sent\n",
+     "This overview sends two more queries for each event on the page."),
+    # the test requests GET /api/events/overview, route included: events_overview() alone misses the route's queries
+    ("    from tickethub.events import overview\n\n" + COUNTED.replace('        response = client.get("/api/events/overview")\n        assert response.status_code == 200\n',
+                     "        with app.app_context():\n            overview.events_overview(1, 20)\n")
+     + COMPARED, None, "A test notices only if it requests `GET /api/events/overview` itself"),
+    # once with a few events and once with many more: one event under a bound lets one query per row through
+    ("    add_events(app, 1)\n    queries.clear()\n    client.get('/api/events/overview')\n    assert len(queries) <= 3\n",
+     None, "and compares a page of a few events with a page of many: on a page of one event"),
+    # ... many more events, at several venues: a page that grows within one venue hides a query per venue
+    ("    add_events(app, 3)\n    counts = []\n    for size in (1, 3):\n        queries.clear()\n"
+     "        client.get(f'/api/events/overview?per_page={size}')\n        counts.append(len(queries))\n"
+     "    assert counts[0] == counts[1]\n", None, "Are the events of your test at several venues?"),
+    # it fails when the number of queries grows: a test that asserts nothing catches nothing
+    (COUNTED, None, "This overview sends two more queries for each event on the page."),
+    # ... and not when a correct overview needs another number of queries
+    (COUNTED + "    assert counts == [2, 2]\n", None, "Does your test assert an exact number of queries?"),
+    # it counts the request only: with the INSERTs of add_events, the counts differ on correct code
+    (COUNTED.replace("        queries.clear()  # count the request's queries, not the INSERTs that made its data\n", "")
+     + COMPARED, None, "Does your count include the INSERTs of `add_events`"),
+    # pages that have events on them: an empty page takes one query less with selectinload
+    ("    counts = []\n    for events in (0, 30):\n        add_events(app, events)\n        queries.clear()\n"
+     "        client.get('/api/events/overview')\n        counts.append(len(queries))\n    assert counts[0] == counts[1]\n",
+     None, "both pages with events on them"),
+    # a test that skips itself runs nothing
+    ("    pytest.skip('the overview is fast enough')\n", None, "`test_overview_queries_do_not_grow_with_events` was skipped"),
+], ids=["never-listens", "stops-listening", "no-route", "one-event", "one-venue", "no-assert", "exact-count",
+        "counts-inserts", "empty-page", "skips"])
+def test_wrong_query_tests_fail(project, body, fixture, expected):
+    assert_rejected(_queries_test(project, body, fixture).check("ex2"), expected)
+
+
+@pytest.mark.parametrize(("text", "outcome", "expected"), [
+    ("def test_overview(:\n    pass\n", Outcome.ERROR, f"{QUERY_TESTS}, line 1"),
+    ("from tickethub.events.overview import overview_queries\n\n\ndef test_overview():\n    pass\n", Outcome.FAIL,
+     "cannot import name 'overview_queries'"),
+    ("def overview_is_fast():\n    assert True\n", Outcome.FAIL, "it defines no test function"),
+    ("def test_overview():\n    while True:\n        pass\n", Outcome.TIMEOUT, f"{QUERY_TESTS}, line 2, in test_overview"),
+], ids=["syntax-error", "bad-import", "no-test", "endless-loop"])
+def test_bad_query_test_modules_are_reported(project, text, outcome, expected):
+    assert_outcome(project(CHAPTER).write(QUERY_TESTS, text).check("ex2"), outcome, expected)
+
+
+# --- exercise 3: the detail page -------------------------------------------------------------------------
 
 GET_WITH_OPTIONS = '''    event = db.session.get(
         Event, event_id, options=[joinedload(Event.venue), selectinload(Event.bookings), raiseload("*")]
@@ -206,7 +329,7 @@ def test_detail_alternative_passes(project):
     """Is `db.session.get(Event, id, options=[...])` accepted?"""
     p = project(CHAPTER)
     p.write(DETAIL, _replace_function_body(p, DETAIL, "event_detail", GET_WITH_OPTIONS))
-    assert_outcome(p.check("ex2"), Outcome.PASS)
+    assert_outcome(p.check("ex3"), Outcome.PASS)
 
 
 @pytest.mark.parametrize(
@@ -236,7 +359,7 @@ def test_wrong_details_fail(project, request, old, new, expected):
         p.edit(DETAIL, "db.session.execute(statement).scalar_one_or_none()", "db.session.execute(statement).unique().scalar_one_or_none()")
     if "subqueryload" in new:
         p.edit(DETAIL, "import joinedload,", "import joinedload, subqueryload,")
-    assert_rejected(p.check("ex2"), expected.replace('\\"', '"'))
+    assert_rejected(p.check("ex3"), expected.replace('\\"', '"'))
 
 
 def test_detail_with_a_second_lookup_fails(project):
@@ -246,10 +369,10 @@ def test_detail_with_a_second_lookup_fails(project):
         "    return event\n", "    if event.venue_id is not None:\n        db.session.get(Venue, event.venue_id)\n    return event\n")
     p.write(DETAIL, _replace_function_body(p, DETAIL, "event_detail", body).replace(
         "from ..models import Event", "from ..models import Event, Venue"))
-    assert_rejected(p.check("ex2"), "a query of its own")
+    assert_rejected(p.check("ex3"), "a query of its own")
 
 
-# --- exercise 3: the sales report ------------------------------------------------------------------------
+# --- exercise 4: the sales report ------------------------------------------------------------------------
 
 CTE_REPORT = '''    statement = text("""
         WITH per_event AS (
@@ -275,7 +398,7 @@ def test_report_alternative_passes(project):
     """Are a `WITH` clause, `.bindparams()` and positional `ORDER BY` accepted?"""
     p = project(CHAPTER)
     p.write(REPORTS, _replace_function_body(p, REPORTS, "sales_by_venue", CTE_REPORT))
-    assert_outcome(p.check("ex3"), Outcome.PASS)
+    assert_outcome(p.check("ex4"), Outcome.PASS)
 
 
 @pytest.mark.parametrize(
@@ -297,14 +420,14 @@ def test_report_alternative_passes(project):
     ids=["count-events", "no-coalesce", "count-star", "inner-join", "order", "no-city", "escaped"],
 )
 def test_wrong_reports_fail(project, old, new, expected):
-    assert_rejected(project(CHAPTER).edit(REPORTS, old, new).check("ex3"), expected)
+    assert_rejected(project(CHAPTER).edit(REPORTS, old, new).check("ex4"), expected)
 
 
 def test_injectable_report_fails(project):
     """Does a report that formats the city into its SQL let the payloads through, and fail?"""
     p = project(CHAPTER)
     p.write(REPORTS, _replace_function_body(p, REPORTS, "sales_by_venue", FSTRING_REPORT))
-    assert_rejected(p.check("ex3"), "injection")
+    assert_rejected(p.check("ex4"), "injection")
 
 
 def test_report_without_text_fails(project):
@@ -325,10 +448,10 @@ def test_report_without_text_fails(project):
 '''
     p.write(REPORTS, _replace_function_body(p, REPORTS, "sales_by_venue", body).replace(
         "from sqlalchemy import text\n", ""))
-    assert_rejected(p.check("ex3"), "write the SQL with `text()`")
+    assert_rejected(p.check("ex4"), "write the SQL with `text()`")
 
 
-# --- exercise 4: optimistic locking ----------------------------------------------------------------------
+# --- exercise 5: optimistic locking ----------------------------------------------------------------------
 
 VERSION = '    version: Mapped[int] = mapped_column(server_default="1")\n'
 
@@ -338,7 +461,7 @@ def test_locking_alternative_passes(project):
     p = project(CHAPTER).edit(MODELS, VERSION, '    version: Mapped[int] = mapped_column(Integer, nullable=False, '
                               'server_default=text("1"))\n')
     p.edit(MODELS, "from sqlalchemy import CheckConstraint,", "from sqlalchemy import CheckConstraint, Integer, text,")
-    assert_outcome(p.check("ex4"), Outcome.PASS)
+    assert_outcome(p.check("ex5"), Outcome.PASS)
 
 
 @pytest.mark.parametrize(
@@ -357,24 +480,40 @@ def test_locking_alternative_passes(project):
     ids=["no-column", "no-mapper-args", "nullable", "no-generator", "no-server-default", "server-default-0"],
 )
 def test_wrong_locking_fails(project, old, new, expected):
-    assert_rejected(project(CHAPTER).edit(MODELS, old, new).check("ex4"), expected)
+    assert_rejected(project(CHAPTER).edit(MODELS, old, new).check("ex5"), expected)
 
 
-def test_bare_annotation_is_an_error_with_the_line(project):
-    """Does `version: Mapped[int]` without `= mapped_column()` report the learner's NameError and line?"""
+@pytest.mark.parametrize("exercise", ["ex5", "ex1", "ex6"])
+def test_bare_annotation_is_an_error_with_the_line_and_its_cause(project, exercise):
+    """Does `version: Mapped[int]` without `= mapped_column()` report the learner's NameError, line and cause, in every
+    exercise that imports the models?"""
     p = project(CHAPTER).edit(MODELS, VERSION, "    version: Mapped[int]\n")
-    result = p.check("ex4")
-    assert_outcome(result, Outcome.ERROR, "NameError", "tickethub/models.py, line")
+    assert_outcome(p.check(exercise), Outcome.ERROR, "NameError", "tickethub/models.py, line",
+                   "Hint: `version: Mapped[int]` with no `= mapped_column(...)` is an annotation only")
+
+
+def test_a_misspelt_name_elsewhere_keeps_the_usual_hint(project):
+    """Is the targeted NameError hint kept for `version_id_col`, and a NameError elsewhere hinted at as usual?"""
+    p = project(CHAPTER).edit(MODELS, "    __table_args__ = (CheckConstraint(", "    __table_args__ = (ChekConstraint(")
+    result = p.check("ex5")
+    assert_outcome(result, Outcome.ERROR, "NameError", "Is the name spelt as where it is defined")
+    assert "annotation only" not in result.text()
+
+
+def test_version_id_col_given_its_name_as_text_is_told_so(project):
+    """Does `{"version_id_col": "version"}` (text, not the column) fail with why, not crash the check?"""
+    p = project(CHAPTER).edit(MODELS, MAPPER_ARGS, MAPPER_ARGS.replace("version}", '"version"}'))
+    assert_rejected(p.sweep("ex5"), "`version_id_col` takes the column itself")
 
 
 def test_locking_without_the_error_handler_fails(project):
     """Does a project whose errors.py lacks the `StaleDataError` handler say which cell to run?"""
     p = project(CHAPTER)
     p.write(ERRORS, workspace.files(CHAPTER, "start")[ERRORS])
-    assert_rejected(p.check("ex4"), "Did you run the cell that writes `tickethub/errors.py`?")
+    assert_rejected(p.check("ex5"), "Did you run the cell that writes `tickethub/errors.py`?")
 
 
-# --- exercise 5: seats taken in one conditional UPDATE -----------------------------------------------------
+# --- exercise 6: seats taken in one conditional UPDATE -----------------------------------------------------
 
 ATOMIC_UPDATE = """    taken = db.session.execute(
         db.update(Event)
@@ -387,7 +526,7 @@ TEXT_UPDATE = """    taken = db.session.execute(text(
         "UPDATE events SET seats_left = seats_left - :n, version = version + 1 WHERE id = :id AND seats_left >= :n"
     ), {"id": event_id, "n": seats})
 """
-# chapter 03's booking: read, compare and subtract in Python (with exercise 4's version: 409 although seats are left)
+# chapter 03's booking: read, compare and subtract in Python (with exercise 5's version: 409 although seats are left)
 READ_MODIFY_WRITE = """    event = db.session.get(Event, event_id)
     if event is None:
         raise EventNotFound(event_id)
@@ -439,7 +578,23 @@ def test_booking_alternatives_pass(project, update):
     _rewrite(p, ATOMIC_UPDATE, update)
     if "text(" in update:
         _rewrite(p, "from sqlalchemy.exc import IntegrityError\n", "from sqlalchemy import text\nfrom sqlalchemy.exc import IntegrityError\n")
-    assert_outcome(p.sweep("ex5"), Outcome.PASS)
+    assert_outcome(p.sweep("ex6"), Outcome.PASS)
+
+
+@pytest.mark.parametrize(("old", "new", "expected", "not_said"), [
+    # one seat too many subtracted: the CHECK refuses the last seats, and the hint says so
+    ("seats_left=Event.seats_left - seats,", "seats_left=Event.seats_left - seats - 1,",
+     "for a booking of exactly the seats left", "Hint: The database refused a negative `seats_left` (the `CHECK` "
+     "constraint `seats_left_not_negative`): your `UPDATE` subtracted more seats than were left"),
+    # a booking with no email: an IntegrityError of another rule gets no hint about the seats
+    ("    booking = Booking(event_id=event_id, email=email, seats=seats)\n",
+     "    booking = Booking(event_id=event_id, email=None, seats=seats)\n", "a required (`NOT NULL`) column left empty",
+     "seats_left_not_negative`)"),
+], ids=["one-too-many", "not-null"])
+def test_a_refused_booking_is_hinted_at_by_what_refused_it(project, old, new, expected, not_said):
+    result = project(CHAPTER).edit(BOOKINGS, old, new).check("ex6")
+    assert_rejected(result, expected)
+    assert not_said not in result.text()
 
 
 @pytest.mark.parametrize(
@@ -468,10 +623,10 @@ def test_booking_alternatives_pass(project, update):
 def test_wrong_bookings_fail(project, old, new, expected):
     p = project(CHAPTER)
     _rewrite(p, _region(p) if old == "region" else old, new)
-    assert_rejected(p.sweep("ex5"), expected)
+    assert_rejected(p.sweep("ex6"), expected)
 
 
-# --- exercise 6: the index migration --------------------------------------------------------------------
+# --- exercise 7: the index migration --------------------------------------------------------------------
 
 BATCH_MIGRATION_UPGRADE = '''    with op.batch_alter_table("bookings") as batch_op:
         batch_op.create_index(batch_op.f("ix_bookings_email"), ["email"], unique=False)
@@ -484,7 +639,7 @@ def test_migration_alternative_passes(project):
     """Is the autogenerate style (batch mode, `op.f`, `unique=False`) accepted?"""
     p = project(CHAPTER)
     p.write(MIGRATION, _replace_function_body(p, MIGRATION, "upgrade", BATCH_MIGRATION_UPGRADE))
-    assert_outcome(p.check("ex6"), Outcome.PASS)
+    assert_outcome(p.check("ex7"), Outcome.PASS)
 
 
 @pytest.mark.parametrize(
@@ -510,14 +665,14 @@ def test_migration_alternative_passes(project):
     ids=["composite", "name", "one-missing", "no-downgrade", "revision", "no-table-name", "other-table", "no-column"],
 )
 def test_wrong_migrations_fail(project, old, new, expected):
-    assert_rejected(project(CHAPTER).edit(MIGRATION, old, new).check("ex6"), expected)
+    assert_rejected(project(CHAPTER).edit(MIGRATION, old, new).check("ex7"), expected)
 
 
 def test_migration_without_the_models_indexes_fails(project):
-    """Does a migration whose indexes models.py does not declare (chapter 04's models) point at exercise 4's cell?"""
+    """Does a migration whose indexes models.py does not declare (chapter 04's models) point at exercise 5's cell?"""
     p = project(CHAPTER)
     p.write(MODELS, workspace.files(CHAPTER, "start")[MODELS])
-    assert_rejected(p.check("ex6"), "Did you run exercise 4's cell?")
+    assert_rejected(p.check("ex7"), "Did you run exercise 5's cell?")
 
 
 def test_given_files_change_only_what_the_chapter_adds():
@@ -535,7 +690,7 @@ def test_given_files_change_only_what_the_chapter_adds():
         "tickethub/pagination.py": {  # read by page_args() now, which the overview shares
             '    page = _whole_number("page", 1)',
             '    per_page = min(_whole_number("per_page", DEFAULT_PER_PAGE), MAX_PER_PAGE)'},
-        BOOKINGS: {  # exercise 5: the seats taken by one conditional UPDATE instead of a read and a write
+        BOOKINGS: {  # exercise 6: the seats taken by one conditional UPDATE instead of a read and a write
             '"""Business rules for bookings: seats are booked in one transaction, or not at all."""',
             "    The booking and the event's new seat count are saved in one transaction: both, or neither.",
             "    event = db.session.get(Event, event_id)", "    if event is None:", "    if event.seats_left < seats:",

@@ -114,6 +114,7 @@ def dispatched(monkeypatch):
     """main() with set-up and every command recorded instead of run."""
     calls = []
     monkeypatch.setattr(course, "setup", lambda: calls.append(("setup",)))
+    monkeypatch.setattr(course, "sync_copies", lambda: calls.append(("sync",)))
     monkeypatch.setattr(course, "foreground", lambda command: calls.append(("foreground", command)))
     for name in ("test", "site"):
         monkeypatch.setattr(course, name, lambda extra, name=name: calls.append((name, extra)))
@@ -121,11 +122,11 @@ def dispatched(monkeypatch):
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["lab"], [("setup",), ("foreground", course.lab_command([]))]),
+    (["lab"], [("setup",), ("sync",), ("foreground", course.lab_command([]))]),
     (["lab", "--no-browser", "--port", "8890"],
-     [("setup",), ("foreground", course.lab_command(["--no-browser", "--port", "8890"]))]),
+     [("setup",), ("sync",), ("foreground", course.lab_command(["--no-browser", "--port", "8890"]))]),
     # after `--` even --help is JupyterLab's or pytest's
-    (["lab", "--", "--help-all"], [("setup",), ("foreground", course.lab_command(["--help-all"]))]),
+    (["lab", "--", "--help-all"], [("setup",), ("sync",), ("foreground", course.lab_command(["--help-all"]))]),
     (["test", "-k", "ch01", "-x"], [("setup",), ("test", ["-k", "ch01", "-x"])]),
     (["test", "--", "--help"], [("setup",), ("test", ["--help"])]),
     (["site", "-q"], [("setup",), ("site", ["-q"])]),
@@ -134,6 +135,20 @@ def test_commands_set_up_first_then_pass_their_options_on(dispatched, capsys, ar
     """Does every command set up first (a fresh machine's first run) and hand its options on?"""
     course.main(argv)
     assert dispatched == expected
+
+
+def test_update_pulls_then_sets_up_then_syncs(dispatched, monkeypatch):
+    """Does `update` take the course's new version first, and bring the copies up to date after?"""
+    ran = []
+    monkeypatch.setattr(course.subprocess, "run", lambda args, **kw: ran.append(args) or subprocess.CompletedProcess(args, 0))
+    course.main(["update"])
+    assert ran == [["git", "pull", "--ff-only"]] and dispatched == [("setup",), ("sync",)]
+
+
+def test_course_py_and_the_package_name_the_same_copies_folder():
+    from checkers import paths
+
+    assert course.MINE == paths.MINE and course.INDEX == f"{paths.MINE}/index.ipynb"
 
 
 def test_lab_says_where_the_url_will_be(dispatched, capsys):

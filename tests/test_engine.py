@@ -4,15 +4,16 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
 
 import checkers.notebook.progress
 import checkers.paths
-from checkers.engine import sandbox, server, workspace
+from checkers.engine import sandbox, server, testrun, workspace
 from checkers.chapters.ch00_welcome import chapter, ex1
-from checkers.notebook.api import CheckFailed
+from checkers.notebook.api import Bug, Chapter, CheckFailed, Correct
 from checkers.engine.outcomes import Outcome, Result, Step
 from conftest import assert_outcome
 
@@ -285,3 +286,159 @@ def test_an_error_has_a_hint_for_its_usual_cause(project):
     """Does an ERROR come with a question about what usually causes that exception?"""
     p = project(CHAPTER).edit(WARMUP, *in_greet("return {'message': nmae}"))
     assert_outcome(p.check("ex1"), Outcome.ERROR, "NameError", "Hint: Is the name spelt as where it is defined")
+
+
+# --- the exercise kind in which the learner writes tests (`tests_catch`) -------------------------------
+
+GREETING = 'f"Welcome to TicketHub, {name}!"'
+TESTS = "tests/test_greet.py"
+GREET_TESTS = '''from tickethub import create_app
+
+
+def test_greet():
+    client = create_app().test_client()
+    assert client.get("/api/greet/Ada").get_json() == {"message": "Welcome to TicketHub, Ada!"}
+
+
+def test_quote():
+    client = create_app().test_client()
+    assert client.get("/api/quote?price=2.5&quantity=4").get_json() == {"total": 10.0}
+'''
+TRACES = '''from pathlib import Path
+import tempfile
+
+MARKS = [Path("written.txt"), Path("tickethub/written.py"), Path("../written.txt"), Path.home() / "written.txt",
+         Path(tempfile.gettempdir()) / "written.txt"]
+
+
+def test_leaves_traces(tmp_path):
+    assert not any(mark.exists() for mark in MARKS + [tmp_path.parent / "written.txt"])  # what an earlier run wrote
+    for mark in MARKS + [tmp_path.parent / "written.txt"]:
+        mark.write_text("x")
+'''
+
+
+def _tests_chapter():
+    """A stand-in chapter on chapter 00's files, with one exercise whose check runs the learner's tests.
+
+    And one declared wrongly, which runs pytest after the learner's code ran.
+    """
+    stand_in = Chapter("checkers.chapters.ch97_tests", "tests of the warm-up")
+    stand_in.name = CHAPTER  # chapter 00's reference and files: its ex1 (warmup.py) counts as attempted
+    ex = stand_in.exercise("Tests for the warm-up")
+    ex.tests_catch(TESTS, bugs=[
+        Bug("the greeting leaves the name out", WARMUP, GREETING, '"Welcome to TicketHub!"',
+            hint="Does a test compare the whole message, name included?"),
+        Bug("the quote forgets the quantity", WARMUP, "round(price * quantity, 2)", "round(price, 2)"),
+    ], accepts=[Correct("the greeting is joined with `+`", WARMUP, GREETING, '"Welcome to TicketHub, " + name + "!"')])
+    tainted = Chapter("checkers.chapters.ch97_tainted", "a check declared wrongly")
+    tainted.name = CHAPTER
+
+    @tainted.exercise("A run after the learner's code ran").step("imports the learner's module, then runs pytest")
+    def _tainted(t, state):
+        t.module("tickethub.warmup")
+        t.pytest({TESTS: GREET_TESTS}, TESTS)
+
+    return stand_in, tainted
+
+
+TESTS_CHAPTER, TAINTED_CHAPTER = _tests_chapter()
+
+
+@pytest.fixture
+def tests_check(monkeypatch):
+    """Run the stand-in chapter's check (forked from this process, which knows the chapter) on a project."""
+    for stand_in in (TESTS_CHAPTER, TAINTED_CHAPTER):
+        monkeypatch.setitem(sys.modules, stand_in.module, types.SimpleNamespace(chapter=stand_in))
+    for warm_up in TESTS_CHAPTER.warm_ups:
+        warm_up()
+
+    def run(p, text: str, chapter=TESTS_CHAPTER) -> Result:
+        p.write(TESTS, text)
+        request = {"module": chapter.module, "exercise": "ex1", "project": str(p.root), "seed": 1}
+        return Result.from_dict(sandbox.run_forked(request))
+
+    return run
+
+
+def test_written_tests_pass_when_they_pass_on_correct_code_and_catch_each_bug(project, tests_check):
+    assert_outcome(tests_check(project(CHAPTER), GREET_TESTS), Outcome.PASS)
+
+
+@pytest.mark.parametrize(("text", "outcome", "fragments"), [
+    # fails on the reference: pytest's own failure text, with the learner's line
+    (GREET_TESTS.replace('{"total": 10.0}', '{"total": 11.0}'), Outcome.FAIL,
+     ["every test passes on the reference", "`test_quote` failed", "tests/test_greet.py:11: in test_quote",
+      "E   AssertionError: assert {'total': 10.0} == {'total': 11.0}"]),
+    # a bug survives: its description is what was seen, with the bug's own hint
+    (GREET_TESTS.replace('== {"message": "Welcome to TicketHub, Ada!"}', '["message"].startswith("Welcome")'),
+     Outcome.FAIL, ["Seen: all 2 tests passed when the greeting leaves the name out",
+                    "Hint: Does a test compare the whole message"]),
+    # too strict: it fails on code that is correct in another way
+    (GREET_TESTS + '\n\ndef test_source():\n    assert "f\\"Welcome" in open("tickethub/warmup.py").read()\n',
+     Outcome.FAIL, ["they pass when the greeting is joined with `+`", "`test_source` failed"]),
+    ("def test_greet(:\n    pass\n", Outcome.ERROR, ["SyntaxError", f"{TESTS}, line 1"]),
+    ("def greet_works():\n    assert True\n", Outcome.FAIL, ["it defines no test function"]),
+    ("__test__ = False\n\n\ndef test_greet():\n    assert True\n", Outcome.FAIL, ["pytest collected no test"]),
+    ("import pytest\n\n\ndef test_greet():\n    pytest.skip('later')\n", Outcome.FAIL,
+     ["`test_greet` was skipped: `Skipped: later`", "A skipped (or expected-to-fail) test checks nothing"]),
+    ("def test_greet():\n    pass\n", Outcome.FAIL, ["Seen: 1 test passed when the greeting leaves the name out"]),
+    ("from tickethub.nowhere import greet\n\n\ndef test_greet():\n    pass\n", Outcome.FAIL,
+     ["pytest could not collect it", "No module named 'tickethub.nowhere'"]),
+    ("def test_greet():\n    while True:\n        pass\n", Outcome.TIMEOUT,
+     ["still running after", f"{TESTS}, line 2, in test_greet", "while True:"]),
+    ("import os, signal\n\n\ndef test_greet():\n    os.kill(os.getpid(), signal.SIGKILL)\n", Outcome.ERROR,
+     ["ended abruptly (signal 9, running your tests)"]),
+    # a report forged on every descriptor the run might answer on: not pytest's, so the learner's ERROR, never ours
+    ("import json, os, struct\n\n\ndef test_greet():\n    data = json.dumps({'collected': [], 'errors': [], 'skipped': [], "
+     "'tests': [{'name': 1}]}).encode()\n    for fd in range(3, 64):\n        try:\n"
+     "            os.write(fd, struct.pack('>I', len(data)) + data)\n        except OSError:\n            pass\n",
+     Outcome.ERROR, ["a report that is not pytest's"]),
+    # what a run writes, in its project, beside it, in its temporary folder or its home, no later run sees
+    (TRACES, Outcome.FAIL, ["Seen: 1 test passed when the greeting leaves the name out"]),
+])
+def test_written_tests_are_judged_by_what_pytest_reports(project, tests_check, text, outcome, fragments):
+    """Does each way a learner's test module can fall short get its outcome, with pytest's words and nothing of ours?"""
+    p = project(CHAPTER)
+    before = {f: f.read_bytes() for f in p.root.rglob("*") if f.is_file() and f.name != "test_greet.py"}
+    result = tests_check(p, text)
+    assert_outcome(result, outcome, *fragments)
+    for internal in ("Traceback", "checkers/", "site-packages", " 0x", "tickethub-check-", "pytest-"):
+        assert internal not in result.text(), result.text()
+    after = {f: f.read_bytes() for f in p.root.rglob("*") if f.is_file() and f.name != "test_greet.py"}
+    assert after == before  # the learner's files are never changed, whatever their tests do
+
+
+def test_written_tests_run_only_where_no_learner_code_ran(project, tests_check):
+    """Is a pytest run asked of a learner's process that has run the learner's code refused, as a fault of the check?"""
+    assert_outcome(tests_check(project(CHAPTER), GREET_TESTS, TAINTED_CHAPTER), Outcome.INTERNAL, "not in your code")
+
+
+def test_a_tests_exercise_is_declared_first_and_with_bugs():
+    """Does `tests_catch` refuse an exercise that requires another, follows other steps, or seeds no bug?"""
+    stand_in = Chapter("checkers.chapters.ch97_declare", "declarations")
+    first = stand_in.exercise("first")
+    bug = Bug("x", WARMUP, "a", "b")
+    with pytest.raises(ValueError, match="no `requires`"):
+        stand_in.exercise("second", requires=[first]).tests_catch(TESTS, bugs=[bug])
+    stepped = stand_in.exercise("stepped")
+    stepped.step("a step of its own")(lambda t, state: state)
+    with pytest.raises(ValueError, match="before any other step"):
+        stepped.tests_catch(TESTS, bugs=[bug])
+    with pytest.raises(ValueError, match="without a seeded bug"):
+        stand_in.exercise("third").tests_catch(TESTS, bugs=[])
+    assert not stand_in.warm_ups
+
+
+def test_written_tests_run_the_same_without_fork(tmp_path, monkeypatch):
+    """Where there is no fork, does a run in a new interpreter report the same, a loop and a crash included?"""
+    monkeypatch.setattr(testrun, "FORK", False)
+    files = {**workspace.files(CHAPTER, "solution"), TESTS: GREET_TESTS}
+    report = testrun.run(files, TESTS, tmp_path, 20)  # a cold interpreter: generous
+    assert [(t["name"], t["outcome"]) for t in report["tests"]] == [(f"{TESTS}::test_greet", "passed"),
+                                                                    (f"{TESTS}::test_quote", "passed")]
+    report = testrun.run({**files, TESTS: "def test_greet():\n    while True:\n        pass\n"}, TESTS, tmp_path, 10)
+    assert report["timeout"] == f"{TESTS}, line 2, in test_greet\n    while True:"
+    report = testrun.run({**files, TESTS: "import os\n\n\ndef test_greet():\n    os._exit(3)\n"}, TESTS, tmp_path, 20)
+    assert report == {"crashed": "exit status 3"}
+    assert list(tmp_path.iterdir()) == []  # each run's folder is gone

@@ -1,12 +1,10 @@
 """Do the data chapters hold on a real PostgreSQL server, exactly as they do on SQLite?
 
-A data chapter is one whose checker module declares `USES_DATABASE = True`. For each, with
-DATABASE_URL pointing at a database made for this module (`tickethub_test_<hex>`, dropped at
-the end):
-- its checks pass on the reference solution and reject the wrong answers its own test module
-  lists in `POSTGRES_WRONG_ANSWERS` (exercise, path, old, new, expected fragment), through a
-  check server started with that DATABASE_URL, and every check drops its schema afterwards;
-- its solution notebook passes strict nbval, in a schema of its own.
+A data chapter is one whose checker module declares `USES_DATABASE = True`. Every test of its
+own test module that makes projects runs on SQLite and on PostgreSQL (see conftest.py). Here,
+with DATABASE_URL pointing at a database made for this module (`tickethub_test_<hex>`, dropped
+at the end): its checks pass on the reference solution and every check drops its schema
+afterwards; and its solution notebook passes strict nbval, in a schema of its own.
 Without a reachable server these tests skip, except in CI, where they fail (see postgres_server.py).
 """
 import importlib
@@ -22,7 +20,7 @@ import pytest
 from checkers.engine import server, workspace
 from checkers.authoring.build import CHAPTER, ROOT
 from checkers.engine.outcomes import Outcome
-from conftest import Project, assert_outcome, assert_rejected
+from conftest import SWEEP_POSTGRES, Project, assert_outcome
 from postgres_server import fresh_database, schemas, with_schema
 
 SANITIZE = Path(__file__).with_name("nbval_sanitize.cfg")
@@ -39,20 +37,7 @@ def data_chapters() -> list[str]:
     return found
 
 
-def wrong_answers(chapter: str) -> list:
-    """The chapter's `POSTGRES_WRONG_ANSWERS`, from its own test module (tests/test_chNN_topic.py)."""
-    name = "test_ch" + chapter.replace("-", "_")
-    if not importlib.util.find_spec(name):
-        return []
-    return list(getattr(importlib.import_module(name), "POSTGRES_WRONG_ANSWERS", []))
-
-
 DATA_CHAPTERS = data_chapters()
-WRONG_ANSWERS = [
-    pytest.param(chapter, *answer, id=f"{chapter}-{answer[0]}-{n}")
-    for chapter in DATA_CHAPTERS
-    for n, answer in enumerate(wrong_answers(chapter), 1)
-]
 
 
 @pytest.fixture(scope="module")
@@ -74,16 +59,7 @@ def client(database):
 
 def _project(chapter: str, root: Path, client, seed: int = 0) -> Project:
     workspace.write_files(root, workspace.files(chapter, "solution"))
-    return Project(chapter, root, client, seed)
-
-
-@pytest.mark.parametrize("chapter", DATA_CHAPTERS)
-def test_every_data_chapter_lists_wrong_answers(chapter):
-    """Does each data chapter say which wrong answers must also fail on PostgreSQL?"""
-    assert wrong_answers(chapter), (
-        f"add POSTGRES_WRONG_ANSWERS = [(exercise, path, old, new, expected), ...] to "
-        f"tests/test_ch{chapter.replace('-', '_')}.py"
-    )
+    return Project(chapter, root, client, seed, SWEEP_POSTGRES)
 
 
 @pytest.mark.parametrize("chapter", DATA_CHAPTERS)
@@ -91,13 +67,6 @@ def test_reference_passes_on_postgres(chapter, client, database, tmp_path):
     p = _project(chapter, tmp_path / chapter, client)
     for exercise in importlib.import_module(p.module).chapter.exercises:
         assert_outcome(p.check(exercise.key), Outcome.PASS)
-    assert schemas(database) == [], "a check left its schema behind"
-
-
-@pytest.mark.parametrize(("chapter", "exercise", "path", "old", "new", "expected"), WRONG_ANSWERS)
-def test_wrong_answers_fail_on_postgres(chapter, exercise, path, old, new, expected, client, database, tmp_path):
-    p = _project(chapter, tmp_path / chapter, client).edit(path, old, new)
-    assert_rejected(p.check(exercise), expected)
     assert schemas(database) == [], "a check left its schema behind"
 
 

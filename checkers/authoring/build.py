@@ -4,7 +4,9 @@ For each chapter `solutions/NN-topic.ipynb` the build writes:
 - `notebooks/NN-topic.ipynb`: solution regions replaced by a placeholder, outputs stripped,
   hint and solution calls commented out, check cells locked, navigation cells added;
 - `checkers/checkpoints/NN-topic.json`: the project as it stood when the chapter starts,
-  and each file the chapter's `%%writefile` cells write (starter and solution versions);
+  and each file the chapter's `%%writefile` cells write (starter and solution versions), after
+  the files it gives without a cell, from `solutions/NN-topic/` (a tool's generated boilerplate,
+  such as what `flask db init` writes: setup puts them in the project, later chapters keep them);
 and `notebooks/index.ipynb`, listing every chapter by its first heading. The index, and each
 learner notebook after its title, get a progress dashboard cell (`checkers.dashboard`).
 
@@ -95,10 +97,19 @@ def _file_text(body: str) -> str:
     return body if body.endswith("\n") else body + "\n"
 
 
+def given_files(path: Path) -> list[dict]:
+    """The files a chapter gives without a cell: `solutions/NN-topic/`, each at its path in the project."""
+    folder = path.with_suffix("")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts) if folder.is_dir() else []
+    return [{"path": f.relative_to(folder).as_posix(), "exercise": None, "starter": text, "solution": text}
+            for f in files for text in [f.read_text(encoding="utf-8")]]
+
+
 def build_chapter(path: Path, start: dict[str, str]) -> Chapter:
     """Read one solution notebook and derive its learner notebook and checkpoint cells."""
     nb = nbformat.read(path, as_version=4)
-    title, cells, pending, learner_cells, protected = None, [], [], [], []
+    given = given_files(path)
+    title, cells, pending, learner_cells, protected = None, list(given), [], [], []
     for index, cell in enumerate(nb.cells):
         where = f"{path.name}, cell {index + 1}"
         source = cell.source
@@ -114,6 +125,9 @@ def build_chapter(path: Path, start: dict[str, str]) -> Chapter:
             first, _, body = source.partition("\n")
             target = WRITEFILE.match(first)
             if target:
+                if any(g["path"] == target.group(1) for g in given):
+                    raise BuildError(f"{where}: `{target.group(1)}` is written by this cell and given in "
+                                     f"`{path.with_suffix('').name}/`; keep one of them")
                 _, _, starter_body = starter.partition("\n")
                 _, _, solution_body = solution.partition("\n")
                 record = {

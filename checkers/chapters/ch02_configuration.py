@@ -37,7 +37,7 @@ ex1 = chapter.exercise("Config classes per environment", hints=[
     "`SITE_NAME = \"TicketHub\"`. At the end of the file: `configs = {\"development\": DevelopmentConfig, \"testing\": "
     "TestingConfig, \"production\": ProductionConfig}` (the classes themselves, not instances or strings).",
 ])
-ex2 = chapter.exercise("Refuse to start without a real secret", hints=[
+ex2 = chapter.exercise("Refuse to start without a real secret, or in debug mode", hints=[
     "Return early when `environment in (\"development\", \"testing\")`, and only then: `DEBUG` and `TESTING` are "
     "settings like any other, which an environment variable can switch on. Otherwise refuse debug mode "
     "(`config.get(\"DEBUG\")`), then look at `config.get(\"SECRET_KEY\")` (`.get`, because the key may be missing) and "

@@ -474,6 +474,14 @@ def _page(t, s, query: str, empty: bool = False):
     return call, t.get(call.error.remote, "code") if call.error is not None and call.error.isa("HTTPException") else None
 
 
+# the totals come from the pagination itself, whatever the page asked for: a wrong one has a cause of its own
+COUNTED = {
+    "total": "Is `total` the pagination's own `result.total`: every row the statement finds, not only this page's?",
+    "pages": "Is `pages` the pagination's own `result.pages`: the total divided by `per_page`, rounded up (0 when "
+             "there are no rows)? `total // per_page` drops a last page that is not full.",
+}
+
+
 def _expect_page(t, s, query: str, page: int, per_page: int, hint: str, empty: bool = False):
     labels = {} if empty else s.labels
     n, ids = len(labels), sorted(labels)[(page - 1) * per_page: page * per_page]
@@ -491,7 +499,8 @@ def _expect_page(t, s, query: str, page: int, per_page: int, hint: str, empty: b
               f"it returned {show(seen)}", "Do you return a `dict` built from the pagination's attributes?")
     for key in ("page", "per_page", "total", "pages"):
         t.require(type(seen[key]) is int and seen[key] == wanted[key],
-                  f"{where}: `{key}` is {wanted[key]} ({n} rows in all)", f"`{key}` is {show(seen[key])}", hint)
+                  f"{where}: `{key}` is {wanted[key]} ({n} rows in all)", f"`{key}` is {show(seen[key])}",
+                  COUNTED.get(key, hint))
     t.require(seen["items"] == wanted["items"], f"{where}: `items` are the rows {ids[:3]}{'…' if len(ids) > 3 else ''} "
               f"({len(ids)} of them), each passed through `serialize`", f"{show(seen['items'], 200)}", hint)
 
@@ -523,8 +532,8 @@ def _past_the_end(t, s):
               f"page {page} of {per_page} rows (past the end) has `\"items\": []` and the `total` {len(s.labels)}",
               f"it aborted with {aborted}" if aborted else call.seen(),
               "Did you pass `error_out=False` to `db.paginate`? By default it aborts with 404 past the end.")
-    _expect_page(t, s, "", 1, 20, "Does an empty result give one empty page, with `\"total\": 0` and `\"pages\": 0` "
-                 "as `db.paginate` counts them?", empty=True)
+    _expect_page(t, s, "", 1, 20, "Does an empty table give page 1 of 20, with no items, as for any other table? "
+                 "`db.paginate(..., error_out=False)` does.", empty=True)
     return s
 
 
@@ -711,11 +720,21 @@ def _ledger(t, event_id: int, email: str, wanted: tuple, expected: str, hint: st
     t.require(seen == wanted, expected, f"`seats_left` {seen[0]}, bookings for {email}: {seen[1]}", hint)
 
 
-def _booked_ok(t, check, event_id: int, seats: int, left: int, hint: str) -> str:
-    """Book `seats` through the endpoint: 201, and `left` seats left in the database; the booking's email."""
+def _booked_ok(t, check, event_id: int, seats: int, left: int, sold_out: str) -> str:
+    """Book `seats` through the endpoint: 201, and `left` seats left in the database; the booking's email.
+
+    `sold_out` is the hint for a refusal as sold out; other refusals have hints of their own causes.
+    """
     email = _email(t)
-    body = t.json(check.client.post(f"/api/events/{event_id}/bookings", json={"email": email, "seats": seats}), 201,
-                  "the new booking", hint)
+    reply = check.client.post(f"/api/events/{event_id}/bookings", json={"email": email, "seats": seats})
+    refused = reply.get_json(silent=True) if reply.status_code in (404, 409) else None
+    message = refused.get("message", "") if isinstance(refused, dict) else ""
+    hint = (sold_out if message.startswith("Not enough seats") else
+            "A first booking by this email was refused as a duplicate: do you raise `AlreadyBooked` only for the "
+            "`IntegrityError` of the rule on (`event_id`, `email`)?" if reply.status_code == 409 else
+            "Do you find the event with `db.session.get(Event, event_id)`, and raise `EventNotFound` only when it is "
+            "`None`?" if reply.status_code == 404 else "Does `book` return the `Booking` it saved?")
+    body = t.json(reply, 201, "the new booking", hint)
     t.require(isinstance(body, dict) and type(body.get("id")) is int and body.get("seats") == seats,
               f"the booking of {seats} seats, with its `id`", f"`{show(body)}`", "Does `book` commit, then return the booking?")
     _ledger(t, event_id, email, (left, 1), f"in the database: one booking, and `seats_left` {left}",
@@ -729,7 +748,8 @@ def _books(t, names):
     check = dbkit.check_app(t, "bookings", config={"MAX_TICKETS_PER_ORDER": LIMIT})
     capacity, seats, last = t.rng.randrange(30, 90), t.rng.randrange(2, LIMIT + 1), t.rng.randrange(1, LIMIT + 1)
     event_id, small = _event(t, capacity=capacity), _event(t, capacity=last)
-    email = _booked_ok(t, check, event_id, seats, capacity - seats, "Does `book` return the `Booking` it saved?")
+    email = _booked_ok(t, check, event_id, seats, capacity - seats, f"{capacity} seats were left and {seats} asked "
+                       "for: do you raise `SoldOut` only when fewer seats are left than asked for?")
     _booked_ok(t, check, small, last, 0, f"All {last} seats left were asked for: do you refuse only when fewer are "
                "left than asked for (`<`, not `<=`)?")
     return State(book=names.book, names=names, check=check, event_id=event_id, email=email, left=capacity - seats)

@@ -7,10 +7,12 @@ the judge compares them with what it expects.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
 import tempfile
+import unicodedata
 from pathlib import Path
 
 import flask_migrate
@@ -38,9 +40,57 @@ INITIAL, SLUG = "0001_initial", "0002_venue_slug"
 TABLES = ["alembic_version", "bookings", "events", "venues"]
 
 
+def _rule(name: str, form: str = "NFKD", drop=lambda text: text.encode("ascii", "ignore").decode("ascii"),
+          lower_first: bool = True, runs: str = r"[^a-z0-9]+", strip: str = "-") -> str:
+    """The slug rule before its fallback; a keyword changes one step, as a near miss of it does."""
+    plain = drop(unicodedata.normalize(form, name) if form else name)
+    slug = re.sub(runs, "-", plain.lower()) if lower_first else re.sub(runs, "-", plain).lower()
+    return slug.strip(strip)
+
+
 def slugify(name: str) -> str:
-    """The slug rule the chapter teaches: lowercase, runs of anything but a-z and 0-9 become one hyphen."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    """The slug rule the chapter teaches: NFKD, ASCII only, lowercase, runs of anything but a-z and 0-9
+    become one hyphen; a name with nothing left gets `venue-` and 8 hex digits of its SHA-1."""
+    return _rule(name) or "venue-" + hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
+
+
+WHOLE = ("\"é\" stays one character and is dropped with its letter (\"Café\" gives \"caf\"): do you "
+         "`unicodedata.normalize(\"NFKD\", name)` first? NFC and NFKC keep \"é\" whole; NFKD splits it into \"e\" "
+         "and an accent.")
+SLUG_NEAR_MISSES = [  # (a near miss of the rule, the hint that names its step): the first that gives what was seen
+    (lambda n: _rule(n, form="NFD"), "NFD leaves a ligature such as \"ﬁ\" whole, and it is dropped: the rule "
+     "needs `unicodedata.normalize(\"NFKD\", name)`, which turns it into \"fi\"."),
+    (lambda n: _rule(n, form=""), WHOLE), (lambda n: _rule(n, form="NFC"), WHOLE), (lambda n: _rule(n, form="NFKC"), WHOLE),
+    (lambda n: _rule(n, drop=lambda text: "".join(c for c in text if not unicodedata.combining(c))),
+     "A letter NFKD cannot split, such as \"ø\", must go, not become a hyphen: drop every character that is "
+     "still not ASCII, `.encode(\"ascii\", \"ignore\").decode(\"ascii\")`."),
+    (lambda n: _rule(n, drop=lambda text: text), "The accents NFKD splits off are still there, and become "
+     "hyphens: after normalising, drop what is not ASCII, `.encode(\"ascii\", \"ignore\").decode(\"ascii\")`."),
+    (lambda n: _rule(n, lower_first=False), "Capitals become hyphens: lowercase before the `re.sub(...)`."),
+    (lambda n: _rule(n, runs=r"[^a-z0-9]"), "Each run of other characters gives one hyphen: `[^a-z0-9]+`, with the `+`."),
+    (lambda n: _rule(n, strip=""), "No hyphen at either end: `.strip(\"-\")` after the `re.sub(...)`."),
+    (lambda n: _rule(n, runs=r"\W+"), "An underscore is not a letter or a digit: `[^a-z0-9]+`, not `\\W+`, "
+     "turns it into a hyphen."),
+]
+
+
+def _slug_hint(name: str, seen) -> str:
+    """The hint for a wrong slug: the step a known near miss changed, or the whole rule."""
+    if not _rule(name):
+        return ("Nothing of this name is left by the rule, so its slug is `\"venue-\"` and the first 8 hex digits of "
+                "its SHA-1: `hashlib.sha1(name.encode(\"utf-8\")).hexdigest()[:8]`.")
+    return next((hint for rule, hint in SLUG_NEAR_MISSES if rule(name) == seen), HINTS["slug"])
+
+
+def unique_slugs(names: list[str]) -> list[str]:
+    """The backfill's slugs for venues named `names`, in id order: a taken slug gets -2, -3, ... (the first free)."""
+    given: list[str] = []
+    for name in names:
+        slug, number = slugify(name), 2
+        while slug in given:
+            slug, number = f"{slugify(name)}-{number}", number + 1
+        given.append(slug)
+    return given
 
 
 # --- probes (in the learner's process): they run Alembic and SQL, and report what they saw ----------
@@ -190,15 +240,17 @@ def _save(app, model, rows: list[dict]):
 
 HINTS = {
     "command": "Are the revision ids as given: `revision = \"0002_venue_slug\"`, `down_revision = \"0001_initial\"`? "
-               "Is `migrations/` complete (`env.py`, `alembic.ini`, `script.py.mako` and `versions/0001_initial.py`, "
-               "written by the notebook's cells)?",
+               "Is `migrations/` complete (`env.py`, `alembic.ini`, `script.py.mako`, which the setup cell gives, and "
+               "`versions/0001_initial.py`, which a cell writes)? Run `setup()` again to put back a missing file.",
     "batch": "SQLite cannot add or drop a constraint with `ALTER TABLE`: did you do it inside "
              "`with op.batch_alter_table(...) as batch_op:`, with `batch_op.create_unique_constraint(...)`?",
     "alter": "SQLite's `ALTER TABLE` cannot change a column's type. Did you make the change inside "
              "`with op.batch_alter_table(\"halls\") as batch_op:`, with `batch_op.alter_column(...)`?",
     "initial": "Is `migrations/versions/0001_initial.py` as the notebook's cell wrote it?",
-    "slug": "Lowercase first, then turn every run of characters other than a-z and 0-9 into one hyphen "
-            "(`re.sub(r\"[^a-z0-9]+\", \"-\", ...)`), then strip the hyphens at the ends. Is that your order?",
+    "slug": "The rule, in order: `unicodedata.normalize(\"NFKD\", name)`, then drop what is not ASCII "
+            "(`.encode(\"ascii\", \"ignore\").decode(\"ascii\")`); lowercase; every run of characters other than "
+            "a-z and 0-9 becomes one hyphen (`re.sub(r\"[^a-z0-9]+\", \"-\", ...)`), none at the ends; and when nothing "
+            "is left, `\"venue-\" + hashlib.sha1(name.encode(\"utf-8\")).hexdigest()[:8]`. Which step differs?",
 }
 MIGRATION_HINTS = [  # (a pattern of what the database said, the hint)
     ("FOREIGN KEY constraint failed",
@@ -212,7 +264,8 @@ MIGRATION_HINTS = [  # (a pattern of what the database said, the hint)
     ("duplicate column",
      "Is the column added twice? Add it once with `op.add_column(...)`, then change it in the batch block."),
     ("unique|duplicate",
-     "Did two venues get the same slug? Each venue's slug must come from its own name: `slugify(name)`."),
+     "Did two venues get the same slug? Names such as \"The Old Mill\" and \"the old mill!\" give the same one: "
+     "remember the slugs given so far, and number a taken one (`-2`, `-3`, ...)."),
     ("a value is required for bind parameter",
      "Are there rows to update at all? With no venues, an `execute()` with an empty list of parameters fails: "
      "skip the backfill when there are no rows."),
@@ -267,20 +320,28 @@ ex1 = chapter.exercise(
         "Flask-Migrate follows the same pattern as Flask-SQLAlchemy: one object at module level, "
         "`migrate = Migrate(...)`, and `migrate.init_app(app, db)` inside `init_db(app)`, which the factory "
         "calls for every app it makes.",
-        "`Migrate` takes its options as keywords: `Migrate(render_as_batch=True, compare_type=True)`. "
-        "`init_app` needs the app *and* the database: without `db`, Alembic has no engine to migrate.",
-        "`migrate = Migrate(render_as_batch=True, compare_type=True)` just below `db = SQLAlchemy(...)`, and "
+        "`Migrate` takes its options as keywords: `Migrate(render_as_batch=True)`. Types are compared unless "
+        "you pass `compare_type=False`. `init_app` needs the app *and* the database: without `db`, Alembic has "
+        "no engine to migrate.",
+        "`migrate = Migrate(render_as_batch=True)` just below `db = SQLAlchemy(...)`, and "
         "`migrate.init_app(app, db)` right after `db.init_app(app)` in `init_db`.",
     ],
 )
 ex1.defines("tickethub.db", functions=["init_db"], db=SQLAlchemy)
 
 
+SETTINGS = {  # what the exercise asks of Migrate's options, and the hint when one is off
+    "render_as_batch": "Did you pass `render_as_batch=False`? TicketHub's migrations must run on SQLite: "
+                       "`Migrate(render_as_batch=True)`.",
+    "compare_type": "Did you pass `compare_type=False`? Autogenerate must see type changes; Alembic and "
+                    "Flask-Migrate compare types unless told not to.",
+}
+
+
 def _settings(t, options, directory, whose: str) -> None:
-    for name in ("render_as_batch", "compare_type"):
+    for name, hint in SETTINGS.items():
         value = options.get(name) if isinstance(options, dict) else None
-        t.require(value is True, f"`{name}=True` {whose}", f"`{name}` is {show(value)}",
-                  f"Did you pass `{name}=True` to `Migrate(...)`?")
+        t.require(value is True, f"`{name}` on (`True`) {whose}", f"`{name}` is {show(value)}", hint)
     t.require(directory == MIGRATIONS, f"the migrations in `{MIGRATIONS}/`, Flask-Migrate's default, {whose}",
               f"`directory` is {show(directory)}", "Did you pass a `directory=`? Leave it out: TicketHub's "
               "migrations are in `migrations/`, beside `tickethub/`.")
@@ -291,11 +352,11 @@ def _migrate_object(t, names):
     migrate = t.get(names.module, "migrate")
     t.require(t.isa(migrate, flask_migrate.Migrate), "`migrate = Migrate(...)` in `tickethub/db.py`",
               lambda: f"`migrate` is {show(migrate)}",
-              "Did you write `migrate = Migrate(render_as_batch=True, compare_type=True)`?")
+              "Did you write `migrate = Migrate(render_as_batch=True)` below `db = SQLAlchemy(...)`?")
     return names.db, migrate
 
 
-@ex1.step("`migrate` renders batch operations and compares types (`render_as_batch=True`, `compare_type=True`)")
+@ex1.step("`migrate` renders batch operations and compares column types (`render_as_batch`, `compare_type`)")
 def _migrate_options(t, state):
     _settings(t, t.get(state[1], "alembic_ctx_kwargs"), t.get(state[1], "directory"), "in `Migrate(...)`")
     return state
@@ -404,20 +465,21 @@ def _rename_down(t, state):
 ex3 = chapter.exercise(
     "The slug in the model",
     hints=[
-        "A column default can be a function: SQLAlchemy calls it with a `context` for each row it inserts "
-        "without a value. `context.get_current_parameters()` is a dict of that row's values, so "
-        "`context.get_current_parameters()[\"name\"]` is the venue's name.",
-        "`re.sub(r\"[^a-z0-9]+\", \"-\", name.lower())` turns each run of other characters into one hyphen; "
-        "`.strip(\"-\")` removes the hyphens at the ends. The column: `slug: Mapped[str] = "
-        "mapped_column(String(140), unique=True, default=_slug_from_name)`.",
-        "`name = context.get_current_parameters()[\"name\"]` and `return re.sub(r\"[^a-z0-9]+\", \"-\", "
-        "name.lower()).strip(\"-\")` in `_slug_from_name`; in `Venue`, below `name`: `slug: Mapped[str] = "
-        "mapped_column(String(140), unique=True, default=_slug_from_name)`.",
+        "Two parts. `slugify(name)` is the rule, step by step: `unicodedata.normalize(\"NFKD\", name)`, then "
+        "`.encode(\"ascii\", \"ignore\").decode(\"ascii\")` drops what is not ASCII; `re.sub(r\"[^a-z0-9]+\", \"-\", "
+        "plain.lower()).strip(\"-\")`; and the fallback when that is empty. The column gets its value from a "
+        "`default=`: a function SQLAlchemy calls with a `context` for each venue inserted without a slug.",
+        "The fallback: `slug or \"venue-\" + hashlib.sha1(name.encode(\"utf-8\")).hexdigest()[:8]`. The default: "
+        "`def _slug_from_name(context): return slugify(context.get_current_parameters()[\"name\"])`, defined "
+        "above `Venue`, which `slug` then names.",
+        "In `Venue`, below `name`: `slug: Mapped[str] = mapped_column(String(140), unique=True, "
+        "default=_slug_from_name)`. `Mapped[str]` makes it `NOT NULL`; a default is only used when no slug is given.",
     ],
 )
-ex3.defines("tickethub.models", classes=["Venue"], functions=["_slug_from_name"])
+ex3.defines("tickethub.models", classes=["Venue"], functions=["slugify"])
 GIVEN = (("tickethub.db", "db", SQLAlchemy), ("tickethub.venues", "bp", Blueprint),
          ("tickethub.errors", "register_error_handlers", None))
+NO_LATIN = ["東京ドーム", "大阪城ホール", "Ωμέγα Θέατρο", "★★★", "—"]  # nothing left once only ASCII is kept
 
 
 def _venue_names(t) -> list[str]:
@@ -427,7 +489,22 @@ def _venue_names(t) -> list[str]:
     return [f"{a.title()}{pick([' & ', ' + ', ', '])}{b.upper()} {n}",  # upper case, runs of separators, digits
             f"{pick(['...', '¡', '('])}{b.title()}'s {c.title()}{pick(['!', ')', '.'])}",  # punctuation at both ends
             f"{c.upper()} -- {d.title()}  / (North)",  # hyphens and spaces together
-            f"{d.title()}_{a} Café {n + 1}"]  # an underscore, a letter outside a-z
+            f"{d.title()}_{a} Café {n + 1}",  # an underscore, an accented letter
+            f"{pick(['Crème', 'Señor', 'Ähre'])} {b.title()} Müller",  # accents, one of them capital
+            f"Bjørn's {c.title()}",  # a letter NFKD cannot make ASCII: dropped, not a separator
+            f"The {d.title()} ﬁeld",  # a ligature: NFKD (not NFD) makes it "fi"
+            *t.rng.sample(NO_LATIN, 2)]  # nothing left: two different fallbacks
+
+
+@ex3.step("`slugify(name)` follows TicketHub's slug rule (accents off, ASCII only, hyphens, a fallback)")
+def _slug_rule(t, names):
+    for name in _venue_names(t):
+        slug = names.slugify(name)  # what it raises is the learner's error, shown with their line
+        t.require(type(slug) is str, f"`slugify({name!r})` returns the slug, a `str`", f"it returned {show(slug)}",
+                  "Does `slugify` end with `return slug`?")
+        t.require(slug == slugify(name), f"`slugify({name!r})` returns {slugify(name)!r}", f"it returned {slug!r}",
+                  _slug_hint(name, slug))
+    return names
 
 
 @ex3.step("`Venue.slug` is a `String(140)` column, required and unique (in the table `create_all()` makes)")
@@ -445,17 +522,22 @@ def _slug_model(t, names):
     kind, nullable = venues["columns"].get("slug", [None, None])
     t.require(kind is not None, "a column `Venue.slug`",
               f"`venues` has the columns {', '.join(f'`{c}`' for c in venues['columns'])}",
-              "Did you add `slug: Mapped[str] = mapped_column(String(140), unique=True, default=_slug_from_name)` to `Venue`?")
+              "Did you give `Venue` a column `slug: Mapped[str] = mapped_column(String(140), ...)`?")
     t.require(kind == "VARCHAR(140)", "`Venue.slug` is `String(140)`", f"it is `{kind}`",
               "Did you write `mapped_column(String(140), ...)`?")
     t.require(nullable is False, "`Venue.slug` is required (`NOT NULL`)", "it may be NULL",
               "Is it annotated `Mapped[str]` (not `Mapped[str | None]`)?")
-    unique = [cols for _, cols in venues["unique"]] + [cols for _, cols, unique in venues["indexes"] if unique]
-    t.require(["slug"] in unique, "`Venue.slug` is unique", "it is not", "Did you pass `unique=True` to `mapped_column()`?")
+    indexed = ["slug"] in [cols for _, cols, unique in venues["indexes"] if unique]
+    t.require(["slug"] in [cols for _, cols in venues["unique"]], "`Venue.slug` is unique: a `UNIQUE` constraint, "
+              "named `uq_venues_slug` by `db`'s naming convention", "a unique index, not a constraint" if indexed
+              else "it is not", "Did you pass `unique=True` alone? With `index=True` too, SQLAlchemy makes a unique "
+              "index `ix_venues_slug` instead, and the venue service, which answers 409 for the `uq_venues_…` "
+              "constraints, would let PostgreSQL's report of a taken slug through as a 500." if indexed
+              else "Did you pass `unique=True` to `mapped_column()`?")
     return names.Venue, app
 
 
-@ex3.step("a new `Venue` gets the slug made from its name (`default=_slug_from_name`)")
+@ex3.step("a new `Venue` gets the slug made from its name, unless it is given one")
 def _slug_default(t, state):
     venue, app = state
     venue_names, custom = _venue_names(t), t.word("own-")
@@ -463,15 +545,16 @@ def _slug_default(t, state):
     rows.append({"name": t.word("Kept ").title(), "slug": custom, "city": t.word().title(), "capacity": 100})
     refused = t.probe(_save, app, venue, rows)
     t.require(not refused, f"venues named {show(venue_names)} saved, each with its slug",
-              lambda: f"they were refused: `{refused.get('type')}: {refused.get('message')}`", "Does `Venue.slug` have "
-              "`default=_slug_from_name`, and does `_slug_from_name` return each venue's own slug?")
+              lambda: f"they were refused: `{refused.get('type')}: {refused.get('message')}`", "Does every venue "
+              "created without a slug get one, `slugify(name)` of its own name (`default=_slug_from_name`)?")
     stored = dict(_rows(t, t.database_url(), "SELECT name, slug FROM venues")[0])
     for name in venue_names:
         t.require(stored.get(name) == slugify(name), f"the venue {name!r} gets the slug {slugify(name)!r}",
-                  f"it got {show(stored.get(name))}", HINTS["slug"])
+                  f"it got {show(stored.get(name))}", "Does the column's default return `slugify(name)` of the "
+                  "venue's own name, `context.get_current_parameters()[\"name\"]`?")
     t.require(stored.get(rows[-1]["name"]) == custom, f"a venue created with `slug={custom!r}` keeps it",
               f"it has {show(stored.get(rows[-1]['name']))}",
-              "Is the function the column's `default=`, used only when no slug is given?")
+              "Is the slug made only when none is given, as a column's `default=` is?")
     return app
 
 
@@ -481,10 +564,10 @@ def _slug_api(t, app):
     body = {"name": name, "city": t.word().title(), "capacity": t.rng.randrange(50, 900)}
     t.json(client.post("/api/venues/", json=body), 201, "the new venue",
            "Does every new venue get a slug? `slug` is required, so inserting a venue without one fails "
-           "unless the column's `default=_slug_from_name` fills it in.")
+           "unless the column's default fills it in.")
     stored = _rows(t, t.database_url(), ["SELECT slug FROM venues WHERE name = :name", {"name": name}])[0]
     t.require(stored == [(slugify(name),)], f"{name!r} is stored with the slug {slugify(name)!r}",
-              f"it has {show(stored[0][0] if stored else None)}", "Does `_slug_from_name` return the slug?")
+              f"it has {show(stored[0][0] if stored else None)}", "Does the default return `slugify(name)`?")
     twin = name.upper() + "!"
     t.json(client.post("/api/venues/", json={**body, "name": twin}), 409,
            f"a JSON error: {twin!r} gives the taken slug {slugify(name)!r}",
@@ -497,10 +580,13 @@ ex4 = chapter.exercise(
     "The backfilling migration 0002_venue_slug",
     hints=[
         "Three steps in `upgrade()`: `op.add_column(\"venues\", sa.Column(\"slug\", sa.String(length=140), "
-        "nullable=True))`; then fill it in through `connection = op.get_bind()` and the given `venues` table; "
-        "then, in batch mode, `nullable=False` and the unique constraint. `downgrade()` undoes them in reverse.",
-        "The backfill: `for venue_id, name in connection.execute(sa.select(venues.c.id, venues.c.name)).all():` "
-        "and `connection.execute(venues.update().where(venues.c.id == venue_id).values(slug=slugify(name)))`. "
+        "nullable=True))`; then fill it in through `connection = op.get_bind()` and the given `venues` table, "
+        "in id order, remembering the slugs given so far; then, in batch mode, `nullable=False` and the unique "
+        "constraint. `downgrade()` undoes them in reverse.",
+        "The backfill: `for venue_id, name in connection.execute(sa.select(venues.c.id, venues.c.name)"
+        ".order_by(venues.c.id)).all():`, then `slug, number = slugify(name), 2` and `while slug in given: "
+        "slug, number = f\"{slugify(name)}-{number}\", number + 1`, then `given.add(slug)` and "
+        "`connection.execute(venues.update().where(venues.c.id == venue_id).values(slug=slug))`. "
         "The batch block: `with foreign_keys_off(), op.batch_alter_table(\"venues\") as batch_op:` with "
         "`batch_op.alter_column(\"slug\", existing_type=sa.String(length=140), nullable=False)` and "
         "`batch_op.create_unique_constraint(batch_op.f(\"uq_venues_slug\"), [\"slug\"])`.",
@@ -522,6 +608,15 @@ SCHEMA = {
 COLUMNS = {"venues": "id, name, city, capacity", "events": "id, name, capacity, seats_left, venue_id",
            "bookings": "id, event_id, email, seats"}
 APP_IMPORT = re.compile(r"^[ \t]*(from[ \t]+(\.|tickethub\b|wsgi\b)\S*[ \t]+import|import[ \t]+(tickethub|wsgi)\b).*", re.M)
+
+
+def _migration_names(t) -> list[str]:
+    """Venue names in id order: exercise 3's, then names whose slugs clash, every time; the words are random."""
+    w, v = t.word(), t.word().title()
+    return [*_venue_names(t),
+            f"The {w.title()} Mill", f"the {w} mill!", f"THE {w.upper()}  MILL",  # one slug, three venues: -2, -3
+            f"The {w.title()} Mill 2",  # its own slug is the one the second venue got: the next free is -2-2
+            f"Café {v}", f"Cafe {v}"]  # the same slug once the accent is off
 
 
 def _facts(table: str, seen: dict) -> set[str]:
@@ -563,12 +658,14 @@ def _kept(t, url: str, rows: dict, action: str) -> None:
 def _slug_upgrade(t, state):
     url = t.database_url()  # `_alembic` makes a migration app of the check's for it: no learner's `db` involved
     _migrated(t, url, "upgrade", INITIAL)
-    venues = [(i, name, t.word().title(), t.rng.randrange(50, 5000)) for i, name in enumerate(_venue_names(t), 1)]
+    venues = [(i, name, t.word().title(), t.rng.randrange(50, 5000)) for i, name in enumerate(_migration_names(t), 1)]
     events = [(i, t.word("Gig ").title(), 200, 197, None if i == 1 else t.rng.randrange(1, len(venues) + 1))
               for i in range(1, t.rng.randrange(3, 7))]  # the first event has no venue
     bookings = [(i, i, f"{t.word()}@example.com", 3) for i in range(1, len(events) + 1)]
     rows = {"venues": venues, "events": events, "bookings": bookings}
-    _rows(t, url, *(_insert(table, COLUMNS[table], rows[table]) for table in COLUMNS))
+    # venues stored newest first: a backfill that forgets `ORDER BY id` reads them in that order (on PostgreSQL)
+    _rows(t, url, *(_insert(table, COLUMNS[table], rows[table][::-1] if table == "venues" else rows[table])
+                    for table in COLUMNS))
     _migrated(t, url, "upgrade", "head", f"`upgrade head` on a database at `{INITIAL}` with venues in it")
     version = t.probe(_schema, url)["version"]
     t.require(version == [SLUG], f"`alembic_version` holds `{SLUG}`", f"it holds {show(version)}",
@@ -577,17 +674,24 @@ def _slug_upgrade(t, state):
     return url, rows
 
 
-@ex4.step("every venue that existed gets the slug made from its name")
+@ex4.step("every venue that existed gets `slugify(name)`, and clashing ones are numbered in id order")
 def _backfilled(t, state):
     url, rows = state
     columns = t.probe(_schema, url, "venues")["venues"]["columns"]
     t.require("slug" in columns, "a column `venues.slug`", f"the columns {show(list(columns))}", "Does `upgrade()` call "
               "`op.add_column(\"venues\", sa.Column(\"slug\", sa.String(length=140), nullable=True))`?")
     seen = dict(_rows(t, url, "SELECT name, slug FROM venues")[0])
-    for _, name, _, _ in rows["venues"]:
-        t.require(seen.get(name) == slugify(name), f"the venue {name!r} has the slug {slugify(name)!r}",
-                  f"it has {show(seen.get(name))}",
-                  "Do you update every venue, each with `slugify(name)` of its own name, through `op.get_bind()`?")
+    names = [name for _, name, _, _ in rows["venues"]]
+    for name, wanted in zip(names, unique_slugs(names)):
+        if wanted == slugify(name):
+            t.require(seen.get(name) == wanted, f"the venue {name!r} has the slug {wanted!r}",
+                      f"it has {show(seen.get(name))}", "Do you update every venue, each with `slugify(name)` of its "
+                      "own name, through `op.get_bind()`? Is it the first venue, in id order, with that slug?")
+        else:
+            t.require(seen.get(name) == wanted, f"the venue {name!r}, whose slug {slugify(name)!r} an earlier venue "
+                      f"has, gets {wanted!r}", f"it has {show(seen.get(name))}", "Do you read the venues in id order "
+                      "(`.order_by(venues.c.id)`), remember every slug given so far, and give a taken one the first "
+                      "free number: `-2`, `-3`, ...?")
     return state
 
 

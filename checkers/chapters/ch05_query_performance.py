@@ -13,18 +13,27 @@ from types import SimpleNamespace as State
 from flask import Blueprint
 
 from ..engine.judge import show
-from ..notebook.api import Chapter
+from ..notebook.api import Bug, Chapter, Correct
 from . import dbkit
 from .dbkit import Refusal
 
 USES_DATABASE = True  # tests/test_postgres.py runs this chapter's checks and notebook on PostgreSQL too
 
-chapter = Chapter(__name__, "Query performance")
+BARE_VERSION = ("`version: Mapped[int]` with no `= mapped_column(...)` is an annotation only: it defines no name "
+                "`version` in the class body, so `__mapper_args__ = {\"version_id_col\": version}` finds none. Write "
+                "`version: Mapped[int] = mapped_column(server_default=\"1\")`, above the `__mapper_args__`.")
+VERSION_TEXT = ("`version_id_col` takes the column itself, the `version` defined just above it in `class Event`, not its "
+                "name as text: `__mapper_args__ = {\"version_id_col\": version}`, with no quotes.")
+# a mistake in exercise 5's models.py that breaks the import of every exercise's models, with the hint for its cause
+MODEL_ERRORS = {"NameError": lambda error: BARE_VERSION if "version_id_col" in (error.where or "") else None}
+
+chapter = Chapter(__name__, "Query performance", errors=MODEL_ERRORS)
 chapter.warm_up(dbkit.warm_up)
 chapter.warm_up(dbkit.warm_up_performance)
 
 VENUES, EVENTS, BOOKINGS = "venues", "events", "bookings"
 REPORTS, MIGRATION = "tickethub/reports.py", "migrations/versions/0004_indexes.py"
+OVERVIEW = "tickethub/events/overview.py"
 
 
 def _first(call):
@@ -165,9 +174,65 @@ def _overview_route(t, s):
                   "and return plain dicts, ready for JSON?")
 
 
-# --- exercise 2: the detail page ---------------------------------------------------------------------
+# --- exercise 2: a regression test for the overview ---------------------------------------------------
 
 ex2 = chapter.exercise(
+    "A regression test for the overview",
+    hints=[
+        "A fixture that `yield`s sets up, hands over, and cleans up after the test: `with app.app_context(): engine = "
+        "db.engine`, then `with count_queries(engine) as sent: yield sent`. A test asks for it by naming it as a "
+        "parameter: `def test_...(app, client, queries):`.",
+        "In the test, for two sizes (say 3 events, then 27 more): `add_events(app, n)`, then `queries.clear()`, then "
+        "`client.get(\"/api/events/overview\")`, and keep `len(queries)`. Then `assert` that the two counts are equal "
+        "(or that the second is no larger): a growing count is an N+1.",
+        "`counts = []`, then `for events in (3, 27):` `add_events(app, events)`, `queries.clear()`, `response = "
+        "client.get(\"/api/events/overview\")`, `assert response.status_code == 200`, `counts.append(len(queries))`; "
+        "after the loop, `assert counts[0] == counts[1]`.",
+    ],
+)
+QUERY_TESTS, ROUTES = "tests/test_overview_queries.py", "tickethub/events/routes.py"
+ROWS = "    return [dict(row) for row in db.session.execute(statement).mappings()]\n"  # the reference's last line
+OBJECTS = ("    events = db.session.execute({})\n    return [{{\"id\": e.id, \"name\": e.name, \"venue\": e.venue.name if "
+           "e.venue else None, \"bookings\": len(e.bookings)}}\n            for e in events.scalars()]\n")
+PAGE_OF_EVENTS = "db.select(Event).order_by(Event.id).limit(per_page).offset((page - 1) * per_page)"
+GROWS = ("This overview sends two more queries for each event on the page. Does your test assert that the number of "
+         "queries does not grow, between a page of a few events and a page of many? And does its fixture record them?")
+ex2.tests_catch(QUERY_TESTS, hint=(
+    "The reference sends the same two queries for every page of the overview. Does your count include the INSERTs of "
+    "`add_events` (call `queries.clear()` just before the request)? Does the test assert what must stay true (the count "
+    "does not grow), rather than a number?"), accepts=[
+    Correct("the overview loads its events with `joinedload` and `selectinload`: three queries a page, not two",
+            OVERVIEW, ROWS, OBJECTS.format(PAGE_OF_EVENTS.replace(
+                ".order_by", ".options(joinedload(Event.venue), selectinload(Event.bookings)).order_by")),
+            hint="Does your test assert an exact number of queries? A correct overview may take one, two or three; what "
+                 "must not happen is a number that grows with the events. Compare a few events with many, both pages "
+                 "with events on them (`selectinload` sends nothing for an empty page), or assert a bound."),
+], bugs=[
+    Bug("the overview loads each event's venue and bookings lazily again, a query per event (N+1)", OVERVIEW, ROWS,
+        OBJECTS.format(PAGE_OF_EVENTS), hint=GROWS),
+    Bug("the route counts each event's bookings once more as it answers, a query per event", ROUTES,
+        "    return page_json(events_overview(page, per_page), page, per_page, count_events())\n",
+        "    items = events_overview(page, per_page)\n    for item in items:\n        item[\"bookings\"] = db.session.scalar("
+        "db.select(func.count(Booking.id)).where(Booking.event_id == item[\"id\"]))\n"
+        "    return page_json(items, page, per_page, count_events())\n",
+        more=((ROUTES, "from ..pagination import", "from sqlalchemy import func\n\nfrom ..db import db\n"
+                                                   "from ..models import Booking\nfrom ..pagination import"),),
+        hint="This route sends one more query for each event on the page. A test notices only if it requests `GET "
+             "/api/events/overview` itself (`events_overview()` alone misses the route), and compares a page of a few "
+             "events with a page of many: on a page of one event, one query more is just one."),
+    Bug("the overview counts the bookings in its query but loads each venue lazily, a query per venue (N+1)",
+        OVERVIEW, ROWS, "    rows = db.session.execute(" + PAGE_OF_EVENTS.replace("(Event)", "(Event, bookings.label(\"bookings\"))")
+        + ")\n    return [{\"id\": e.id, \"name\": e.name, \"venue\": e.venue.name if e.venue else None, \"bookings\": n}"
+        " for e, n in rows]\n",
+        hint="This overview sends one more query for each venue on the page: the session keeps each venue it loaded "
+             "(its identity map), so the next event at that venue costs nothing. Are the events of your test at several "
+             "venues? A page at one venue looks constant; `add_events` puts three events at each new venue."),
+])
+
+
+# --- exercise 3: the detail page ---------------------------------------------------------------------
+
+ex3 = chapter.exercise(
     "An event page that loads exactly what it shows",
     hints=[
         "Build one `db.select(Event).where(Event.id == event_id)` with `.options(...)`: `joinedload(Event.venue)` (a "
@@ -181,7 +246,7 @@ ex2 = chapter.exercise(
         "`if event is None: raise EventNotFound(event_id)`, `return event`.",
     ],
 )
-ex2.defines("tickethub.events.detail", functions=["event_detail"])
+ex3.defines("tickethub.events.detail", functions=["event_detail"])
 PROBE = "check_probe"  # a relationship the check adds to Event, which event_detail() does not load
 SHOWN = {"id": None, "venue": ["name"], "bookings": ["email", "seats"]}  # what the page reads of the event
 JOINED = ("the bookings loaded by a query of their own (`selectinload`)", "A `JOIN` to a collection sends the event's (and "
@@ -229,7 +294,7 @@ def _loaded(t, s, event: dict):
     return call, shown if isinstance(shown, dict) else None, seen.sql
 
 
-@ex2.step("it returns the event, with its venue and bookings, and raises `EventNotFound` for an unknown id")
+@ex3.step("it returns the event, with its venue and bookings, and raises `EventNotFound` for an unknown id")
 def _detail_returns(t, names):
     dbkit.needs(t, "Event.venue", "Event.bookings", "Booking.event_id", "Booking.email", "Booking.seats")
     models = t.module("tickethub.models")
@@ -249,7 +314,7 @@ def _detail_returns(t, names):
     return s
 
 
-@ex2.step("exactly two queries: the event `JOIN`ed with its venue, then its bookings with one `IN` query")
+@ex3.step("exactly two queries: the event `JOIN`ed with its venue, then its bookings with one `IN` query")
 def _detail_queries(t, s):
     for pattern, what, expected, hint in QUERIES:
         found = [sql for sql in s.sql if re.search(pattern, sql, re.I)]
@@ -263,7 +328,7 @@ def _detail_queries(t, s):
     return s
 
 
-@ex2.step("an event without a venue is found too (the venue is an outer join), still in two queries")
+@ex3.step("an event without a venue is found too (the venue is an outer join), still in two queries")
 def _detail_no_venue(t, s):
     event = s.events[1]
     call, shown, sql = _loaded(t, s, event)
@@ -273,7 +338,7 @@ def _detail_no_venue(t, s):
     return s
 
 
-@ex2.step("any other relationship raises instead of loading lazily (`raiseload(\"*\")`)")
+@ex3.step("any other relationship raises instead of loading lazily (`raiseload(\"*\")`)")
 def _detail_raiseload(t, s):
     with dbkit.app_context(t, s.check.app):
         event = s.detail(s.events[0]["id"])
@@ -286,9 +351,9 @@ def _detail_raiseload(t, s):
               "`Event` next year) raises at once instead of sending a query per event.")
 
 
-# --- exercise 3: the sales report --------------------------------------------------------------------
+# --- exercise 4: the sales report --------------------------------------------------------------------
 
-ex3 = chapter.exercise(
+ex4 = chapter.exercise(
     "A sales report in SQL",
     hints=[
         "Start from the venues of the city and `LEFT JOIN` events, then bookings: `FROM venues AS v LEFT JOIN events AS e "
@@ -302,7 +367,7 @@ ex3 = chapter.exercise(
         "it separately, so it can only ever be compared, never run.",
     ],
 )
-ex3.defines("tickethub.reports", functions=["sales_by_venue"], bp=Blueprint)
+ex4.defines("tickethub.reports", functions=["sales_by_venue"], bp=Blueprint)
 PAYLOADS = ("{city}' OR '1'='1", "{city}' OR 1=1 --", "{city}'; DELETE FROM bookings; --",
             "' UNION SELECT name, 1, 1, 1 FROM venues --")
 COUNTS = "SELECT (SELECT count(*) FROM venues), (SELECT count(*) FROM events), (SELECT count(*) FROM bookings)"
@@ -324,7 +389,7 @@ def _sales(venues: list[dict], events: list[dict], city: str) -> list[dict]:
     return sorted(rows, key=lambda row: (-row["seats_sold"], row["venue"]))
 
 
-@ex3.step("it gives exact totals per venue of the city, best sellers first")
+@ex4.step("it gives exact totals per venue of the city, best sellers first")
 def _report_totals(t, names):
     s = State(report=names.sales_by_venue, check=dbkit.check_app(t, "reports"), city=t.word().title())
     venues = dbkit.venues(t, [s.city] * t.rng.randrange(3, 6) + [t.word().title()] * 2)
@@ -358,7 +423,7 @@ def _report_totals(t, names):
     return s
 
 
-@ex3.step("injection payloads as the city find nothing, raise nothing and change nothing")
+@ex4.step("injection payloads as the city find nothing, raise nothing and change nothing")
 def _report_injection(t, s):
     before = dbkit.query(t, COUNTS)
     for payload in (template.format(city=s.city) for template in PAYLOADS):
@@ -373,7 +438,7 @@ def _report_injection(t, s):
     return s
 
 
-@ex3.step("the city travels as a bound parameter, never inside the SQL text")
+@ex4.step("the city travels as a bound parameter, never inside the SQL text")
 def _report_bound(t, s):
     city = t.word().title() + "Ville"
     with dbkit.recording(t, s.check.engine) as seen:
@@ -386,7 +451,7 @@ def _report_bound(t, s):
     return s
 
 
-@ex3.step("`reports.py` writes its SQL with `text()`")
+@ex4.step("`reports.py` writes its SQL with `text()`")
 def _report_text(t, s):
     called = {node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "") for node in
               ast.walk(ast.parse((t.project / REPORTS).read_text(encoding="utf-8"))) if isinstance(node, ast.Call)}
@@ -396,7 +461,7 @@ def _report_text(t, s):
     return s
 
 
-@ex3.step("`GET /api/reports/sales?city=...` answers the report (the route is given)")
+@ex4.step("`GET /api/reports/sales?city=...` answers the report (the route is given)")
 def _report_route(t, s):
     body = t.json(s.check.client.get("/api/reports/sales", query_string={"city": s.city}), 200, "the report",
                   "Did you keep the route `@bp.get(\"/sales\")` below your function?")
@@ -404,9 +469,9 @@ def _report_route(t, s):
               lambda: show(body, 200), "Does the route return `sales_by_venue(city)` under `venues`?")
 
 
-# --- exercise 4: optimistic locking ------------------------------------------------------------------
+# --- exercise 5: optimistic locking ------------------------------------------------------------------
 
-ex4 = chapter.exercise(
+ex5 = chapter.exercise(
     "Optimistic locking on events",
     hints=[
         "Two lines in `class Event`: a column `version: Mapped[int] = mapped_column(server_default=\"1\")`, and "
@@ -419,11 +484,11 @@ ex4 = chapter.exercise(
         "version}`. The error handler (given in `errors.py`) turns `StaleDataError` into 409.",
     ],
 )
-ex4.defines("tickethub.models", classes=["Event"])
+ex5.defines("tickethub.models", classes=["Event"])
 LOCKED = "Is `version_id_col` set in `__mapper_args__`? Without it, the second `UPDATE` overwrites the first."
 
 
-@ex4.step("`Event.version` is a required whole-number column, and the mapper's `version_id_col`")
+@ex5.step("`Event.version` is a required whole-number column, and the mapper's `version_id_col`")
 def _version_column(t, names):
     facts = dbkit.describe(t, dbkit.learner_db(t), {"Event": names.Event})["Event"]
     column = facts.get("columns", {}).get("version")
@@ -432,6 +497,8 @@ def _version_column(t, names):
     t.require(column["python"] == "int" and not column["nullable"], "`version` is an `int` column, `NOT NULL`",
               f"a `{column['type']}` column, {'nullable' if column['nullable'] else 'NOT NULL'}",
               "Is it annotated `Mapped[int]` (not `Mapped[int | None]`)?")
+    t.require(facts.get("version_given") is None, "`__mapper_args__ = {\"version_id_col\": version}` in `Event`: the "
+              "column itself", lambda: f"`version_id_col` is `{facts['version_given']}`", VERSION_TEXT)
     t.require(facts["version"] == "version", "`__mapper_args__ = {\"version_id_col\": version}` in `Event`",
               "the mapper has no version column" if facts["version"] is None else f"the mapper counts `{facts['version']}`",
               "A column alone changes nothing: SQLAlchemy only checks it when the mapper names it. Did you add "
@@ -439,7 +506,7 @@ def _version_column(t, names):
     return State(Event=names.Event, check=dbkit.check_app(t, "events", "bookings"))
 
 
-@ex4.step("a new event has version 1 (also one inserted without the ORM), and a committed change makes it 2")
+@ex5.step("a new event has version 1 (also one inserted without the ORM), and a committed change makes it 2")
 def _versions_count(t, s):
     row = {"name": t.word("Gala ").title(), "capacity": 50, "seats_left": 50}
     inserted = dbkit.write(t, dbkit.insert_op(EVENTS, row), refusable=True)
@@ -461,7 +528,7 @@ def _versions_count(t, s):
     return s
 
 
-@ex4.step("of two sessions that read the same event, the second to commit gets `StaleDataError`")
+@ex5.step("of two sessions that read the same event, the second to commit gets `StaleDataError`")
 def _two_sessions(t, s):
     first, second = t.word("First ").title(), t.word("Second ").title()
     errors = dbkit.race(t, s.check.engine, s.Event, s.event_id, {"name": first}, {"name": second})
@@ -483,7 +550,7 @@ def _meanwhile(t, s, method: str, url: str, json: dict, *ops):
     return reply
 
 
-@ex4.step("`PATCH /api/events/<id>` answers 409 when another request changed the event first, and keeps its change")
+@ex5.step("`PATCH /api/events/<id>` answers 409 when another request changed the event first, and keeps its change")
 def _stale_patch(t, s):
     theirs = t.word("Theirs ").title()
     reply = _meanwhile(t, s, "patch", f"/api/events/{s.event_id}", {"name": t.word("Ours ").title()},
@@ -495,9 +562,9 @@ def _stale_patch(t, s):
     return s
 
 
-# --- exercise 5: booking seats in one statement ------------------------------------------------------
+# --- exercise 6: booking seats in one statement ------------------------------------------------------
 
-ex5 = chapter.exercise(
+ex6 = chapter.exercise(
     "Seats taken in one conditional `UPDATE`",
     hints=[
         "Let the database check and subtract in one statement: `db.update(Event).where(Event.id == event_id, "
@@ -512,13 +579,16 @@ ex5 = chapter.exercise(
         "email=email, seats=seats)`. The given lines add it and commit.",
     ],
 )
-ex5.defines("tickethub.bookings.services", functions=["book"], classes=["SoldOut", "AlreadyBooked"])
+ex6.defines("tickethub.bookings.services", functions=["book"], classes=["SoldOut", "AlreadyBooked"])
 ATOMIC = "Do you read the event, then write the seat count you computed in Python? Another booking in between is " \
     "then lost (or, with a version, answered 409 although seats are left). Subtract in the database: " \
     "`.values(seats_left=Event.seats_left - seats)`, with `Event.seats_left >= seats` in the `.where(...)`."
-NEGATIVE = {"IntegrityError": "The database refused a negative `seats_left` (the `CHECK` constraint "
+NEGATIVE = {"IntegrityError": lambda error: "The database refused a negative `seats_left` (the `CHECK` constraint "
             "`seats_left_not_negative`): your `UPDATE` subtracted more seats than were left. Is `Event.seats_left >= seats` "
-            "in its `.where(...)`, so that it changes no row instead?"}
+            "in its `.where(...)`, so that it changes no row instead?" if "seats_left_not_negative" in error.message else None}
+OVERDRAWN = {"IntegrityError": lambda error: "The database refused a negative `seats_left` (the `CHECK` constraint "
+             "`seats_left_not_negative`) for a booking of exactly the seats left: does your `UPDATE` subtract just the "
+             "seats booked, `seats_left=Event.seats_left - seats`?" if "seats_left_not_negative" in error.message else None}
 ROWCOUNT = "Do you check `rowcount`? When the `UPDATE` changed no row, there were not enough seats: raise `SoldOut` " \
     "before adding the booking."
 
@@ -548,14 +618,21 @@ def _other(t, event_id: int, seats: int) -> tuple:
             dbkit.update_op(EVENTS, {"id": event_id}, add={"seats_left": -seats, "version": 1}))
 
 
-@ex5.step("booking exactly the seats left: 201, `seats_left` 0, and the event's `version` counted up")
+LAST_SEATS = {  # what a refusal of the last seats says about its cause, by its status
+    409: "Is the condition `Event.seats_left >= seats`? With `>`, the last seats can never be booked.",
+    404: "This event exists: when the `UPDATE` changed no row, do you raise `EventNotFound` only if "
+         "`db.session.get(Event, event_id)` is `None`?",
+}
+
+
+@ex6.step("booking exactly the seats left: 201, `seats_left` 0, and the event's `version` counted up", errors=OVERDRAWN)
 def _book_last(t, names):
     s = State(check=dbkit.check_app(t, "events", "bookings"))
     seats = t.rng.randrange(1, 6)
     event_id = _event(t, seats)
     reply = _book(t, s, event_id, seats)
-    t.json(reply, 201, f"the booking of the last {seats} seats", "Is the condition `Event.seats_left >= seats`? With `>`, "
-           "the last seats can never be booked.")
+    t.json(reply, 201, f"the booking of the last {seats} seats", LAST_SEATS.get(
+        reply.status_code, "Does `book()` take the seats and return the booking, which the route answers with 201?"))
     state = _state(t, event_id)
     t.require(state == (seats, 0, 2), f"{seats} seats sold, `seats_left` 0, version 2", lambda: f"{state[0]} sold, "
               f"`seats_left` {state[1]}, version {state[2]}", "Do you subtract the seats (`seats_left=Event.seats_left - "
@@ -564,7 +641,7 @@ def _book_last(t, names):
     return s
 
 
-@ex5.step("more seats than are left, or an unknown event: 409 and 404, and nothing changes", errors=NEGATIVE)
+@ex6.step("more seats than are left, or an unknown event: 409 and 404, and nothing changes", errors=NEGATIVE)
 def _book_refused(t, s):
     left = t.rng.randrange(1, 6)
     event_id = _event(t, left)
@@ -579,7 +656,7 @@ def _book_refused(t, s):
     return s
 
 
-@ex5.step("a booking that another one overtakes still gets the seats left, and neither is lost (no 409, no retry)")
+@ex6.step("a booking that another one overtakes still gets the seats left, and neither is lost (no 409, no retry)")
 def _book_overtaken(t, s):
     capacity = t.rng.randrange(6, 12)
     theirs = t.rng.randrange(1, capacity // 2)
@@ -594,7 +671,7 @@ def _book_overtaken(t, s):
     return s
 
 
-@ex5.step("two bookings racing for the last seats never overbook: the late one gets 409, and the other's seats stay",
+@ex6.step("two bookings racing for the last seats never overbook: the late one gets 409, and the other's seats stay",
           errors=NEGATIVE)
 def _book_race(t, s):
     capacity = t.rng.randrange(4, 9)
@@ -609,9 +686,9 @@ def _book_race(t, s):
               f"Is `Event.seats_left >= seats` in the `UPDATE`'s `WHERE`? {ROWCOUNT}")
 
 
-# --- exercise 6: the index migration -----------------------------------------------------------------
+# --- exercise 7: the index migration -----------------------------------------------------------------
 
-ex6 = chapter.exercise(
+ex7 = chapter.exercise(
     "A migration that adds the indexes",
     hints=[
         "A migration changes the schema with `op`: `op.create_index(name, table, [columns])` in `upgrade()`, and "
@@ -623,7 +700,7 @@ ex6 = chapter.exercise(
         "`op.drop_index(\"ix_bookings_email\", table_name=\"bookings\")`.",
     ],
 )
-ex6.defines("check_0004_indexes", path=MIGRATION, functions=["upgrade", "downgrade"])
+ex7.defines("check_0004_indexes", path=MIGRATION, functions=["upgrade", "downgrade"])
 INDEXES = {"ix_bookings_email": (BOOKINGS, ["email"]), "ix_events_venue_id": (EVENTS, ["venue_id"])}
 LOOKUPS = {"ix_bookings_email": ("SELECT id, event_id, seats FROM bookings WHERE email = :value", "ada@example.com"),
            "ix_events_venue_id": ("SELECT id, name FROM events WHERE venue_id = :value", 1)}
@@ -638,7 +715,7 @@ def _migrate(t, s, function: str) -> dict:
     return dbkit.indexes(t, BOOKINGS, EVENTS)
 
 
-@ex6.step("`migrations/versions/0004_indexes.py` is revision `0004_indexes`, after `0003_event_version`")
+@ex7.step("`migrations/versions/0004_indexes.py` is revision `0004_indexes`, after `0003_event_version`")
 def _migration_file(t, names):
     ids = (t.get(names.module, "revision"), t.get(names.module, "down_revision"))
     t.require(ids == ("0004_indexes", "0003_event_version"), "`revision = \"0004_indexes\"` and "
@@ -646,7 +723,7 @@ def _migration_file(t, names):
     return State(migration=names.module)
 
 
-@ex6.step("`upgrade()` creates `ix_bookings_email` on `bookings (email)` and `ix_events_venue_id` on `events (venue_id)`")
+@ex7.step("`upgrade()` creates `ix_bookings_email` on `bookings (email)` and `ix_events_venue_id` on `events (venue_id)`")
 def _migration_upgrade(t, s):
     s.models = t.module("tickethub.models")
     dbkit.create_tables(t, dbkit.learner_db(t))  # the schema as migration 0003 leaves it: no indexes yet
@@ -661,7 +738,7 @@ def _migration_upgrade(t, s):
     return s
 
 
-@ex6.step("the query plans use them: `… FROM bookings WHERE email = ?` and `… FROM events WHERE venue_id = ?`")
+@ex7.step("the query plans use them: `… FROM bookings WHERE email = ?` and `… FROM events WHERE venue_id = ?`")
 def _migration_plans(t, s):
     for name, (sql, value) in LOOKUPS.items():
         plan = dbkit.plan(t, sql, {"value": value})
@@ -671,18 +748,18 @@ def _migration_plans(t, s):
     return s
 
 
-@ex6.step("`models.py` declares the same two indexes, so autogenerate finds nothing to do")
+@ex7.step("`models.py` declares the same two indexes, so autogenerate finds nothing to do")
 def _migration_models(t, s):
     schema = dbkit.describe(t, dbkit.learner_db(t), {name: t.get(s.models, name) for name in ("Booking", "Event")})
     declared = {name: (facts.get("table"), columns) for facts in schema.values()
                 for name, columns in facts.get("indexes", {}).items()}
     t.require(all(declared.get(name) == where for name, where in INDEXES.items()), "`index=True` on `Booking.email` and "
               "`Event.venue_id` in `models.py`", f"`models.py` declares {show(sorted(declared))}",
-              "Did you run exercise 4's cell? The `models.py` it writes declares both indexes.")
+              "Did you run exercise 5's cell? The `models.py` it writes declares both indexes.")
     return s
 
 
-@ex6.step("`downgrade()` drops both indexes (and the plans no longer use them); `upgrade()` works again after it")
+@ex7.step("`downgrade()` drops both indexes (and the plans no longer use them); `upgrade()` works again after it")
 def _migration_downgrade(t, s):
     left = [name for name in _migrate(t, s, "downgrade") if name in INDEXES]
     t.require(not left, "no `ix_bookings_email` or `ix_events_venue_id` after `downgrade()`",
@@ -697,7 +774,7 @@ def _migration_downgrade(t, s):
     return s
 
 
-@ex6.step("`downgrade()` names each index's own table (`table_name=`), as Alembic's SQL for MySQL needs")
+@ex7.step("`downgrade()` names each index's own table (`table_name=`), as Alembic's SQL for MySQL needs")
 def _migration_tables(t, s):
     sql = dbkit.migration_sql(t, s.migration, "downgrade")
     for name, (table, _) in INDEXES.items():

@@ -911,7 +911,9 @@ def _facts(db, cls) -> dict:
         "checks": [(c.name if isinstance(c.name, str) else None, str(c.sqltext)) for c in tab.constraints
                    if isinstance(c, sa.CheckConstraint)],
         "indexes": {i.name: [c.name for c in i.columns] for i in tab.indexes},
-        "version": None if version is None else version.name,
+        "version": version.name if isinstance(version, sa.Column) else None,
+        # what `version_id_col` was given when it is no column (the column's name as text, say)
+        "version_given": None if version is None or isinstance(version, sa.Column) else safe_repr(version, 80),
     }))
     for r in mapper.relationships:  # the class itself, as a handle: the judge compares it with the models'
         facts["relationships"][r.key]["target"] = r.mapper.class_

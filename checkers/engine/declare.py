@@ -12,18 +12,28 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..paths import chapter_name
-from . import workspace
+from . import catch, testrun, workspace
+from .catch import Bug, Correct
 from .judge import show
+from .limits import SOFT_TIMEOUT
 
 
 @dataclass
 class StepDeclaration:
     name: str
     function: Callable
-    errors: dict[str, str] = field(default_factory=dict)  # exception type name -> targeted hint
+    # exception type name -> targeted hint: a text, or a function of the `LearnerError` that gives one (or None,
+    # when what the error says is not the cause that hint is about)
+    errors: dict[str, str | Callable] = field(default_factory=dict)
 
     def on_error(self, error) -> str | None:
-        return next((hint for name in error.mro if (hint := self.errors.get(name.rsplit(".", 1)[-1]))), None)
+        for name in error.mro:
+            hint = self.errors.get(name.rsplit(".", 1)[-1])
+            if callable(hint):
+                hint = hint(error)
+            if hint:
+                return hint
+        return None
 
 
 class Names:
@@ -42,27 +52,31 @@ class Exercise:
         self.hints = list(hints)
         self.requires = list(requires)
         self.steps: list[StepDeclaration] = []
+        self.budget = SOFT_TIMEOUT  # seconds of the learner's code this exercise's check may run
 
     @property
     def number(self) -> str:
         return self.key.removeprefix("ex")
 
-    def step(self, name: str, errors: dict[str, str] | None = None):
-        """Declare the next step; `errors` maps an exception's type name to a targeted hint."""
+    def step(self, name: str, errors: dict[str, str | Callable] | None = None):
+        """Declare the next step; `errors` maps an exception's type name to a targeted hint (see `StepDeclaration`).
+
+        The chapter's own `errors` apply too, after the step's.
+        """
 
         def add(function):
-            self.steps.append(StepDeclaration(name, function, dict(errors or {})))
+            self.steps.append(StepDeclaration(name, function, {**self.chapter.errors, **(errors or {})}))
             return function
 
         return add
 
-    def defines(self, module: str, *, path: str | None = None, classes=(), functions=(), **instances):
+    def defines(self, module: str, *, path: str | None = None, classes=(), functions=(), errors=None, **instances):
         """Declare the first step: `module` imports and keeps the given names the cell provides.
 
         `classes` and `functions` name what must be classes and callables; each keyword names
         an object that must be an instance of the given library class. A missing name is
         answered with the line of the starter that defines it ("Did you keep the line …?").
-        `path` loads one file as `module` without importing its package first.
+        `path` loads one file as `module` without importing its package first. `errors` as for `step`.
         """
         wanted = [(n, "class") for n in classes] + [(n, "function") for n in functions]
         wanted += [(n, kind) for n, kind in instances.items()]
@@ -89,7 +103,27 @@ class Exercise:
                 found[name] = value
             return Names(loaded, found)
 
-        self.steps.insert(0, StepDeclaration(f"`{file}` defines {names}", defined))
+        hints = {**self.chapter.errors, **(errors or {})}
+        self.steps.insert(0, StepDeclaration(f"`{file}` defines {names}", defined, hints))
+
+    def tests_catch(self, path: str, bugs: list[Bug], accepts: list[Correct] = (), hint: str | None = None):
+        """Declare the steps of an exercise in which the learner writes pytest tests, in the file `path`.
+
+        The tests must pass on the chapter's reference and on each `Correct` variant of it, and at
+        least one must fail on each `Bug`, a variant with a seeded bug (see `catch.py`). `hint` is
+        for tests that fail on the reference. Each run has the time of an exercise of its own.
+        """
+        if self.requires or self.steps:
+            raise ValueError(f"{self.key}: the tests of `tests_catch` run first, in a learner's process that has run "
+                             "none of the learner's code: declare them before any other step, with no `requires`")
+        if not bugs:
+            raise ValueError(f"{self.key}: without a seeded bug, a test that asserts nothing would pass")
+        for name, function in catch.steps(self, path, list(bugs), list(accepts), hint):
+            self.steps.append(StepDeclaration(name, function))
+        runs = 1 + len(accepts) + len(bugs)
+        self.budget = (SOFT_TIMEOUT + testrun.start_time()) * runs + SOFT_TIMEOUT  # each run's, and the rest's
+        if testrun.warm_up not in self.chapter.warm_ups:
+            self.chapter.warm_up(testrun.warm_up)
 
 
 def _article(word: str) -> str:
@@ -124,12 +158,15 @@ class Chapter:
 
     exercise_class = Exercise
 
-    def __init__(self, module: str, title: str):
+    def __init__(self, module: str, title: str, errors: dict[str, str | Callable] | None = None):
         self.module = module
         self.name = chapter_name(module)
         self.title = title
         self.exercises: list[Exercise] = []
         self.warm_ups: list = []
+        # targeted hints for every step of every exercise (as `Exercise.step`'s): a mistake in one file that
+        # breaks the imports of all of them, say
+        self.errors = dict(errors or {})
 
     def exercise(self, title: str, hints=(), requires=()) -> Exercise:
         ex = self.exercise_class(self, f"ex{len(self.exercises) + 1}", title, hints, requires)

@@ -77,3 +77,24 @@ def learner_frame(error: BaseException, project: Path) -> str | None:
     frame = frames[-1]
     line = (frame.line or linecache.getline(frame.filename, frame.lineno)).strip()
     return f"{frame.filename[len(root):]}, line {frame.lineno}, in {frame.name}\n    {line}"
+
+
+def frame_where(frame, project: Path, prefer: str | None = None) -> str | None:
+    """Point at the line of the learner's code that a running stack is in (where a timeout stopped it).
+
+    The innermost frame in the file `prefer` (relative to `project`) wins, else the innermost in the project.
+    """
+    root = str(project) + os.sep
+    found = None
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if name.startswith(root) and (found is None or name[len(root):] == prefer):
+            found = frame
+            if name[len(root):] == prefer:
+                break
+        frame = frame.f_back
+    if found is None:
+        return None
+    name = found.f_code.co_filename
+    line = linecache.getline(name, found.f_lineno).strip()
+    return f"{name[len(root):]}, line {found.f_lineno}, in {found.f_code.co_name}\n    {line}"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from werkzeug.datastructures import Headers
 
-from . import databases, wire, workspace
+from . import databases, testrun, wire, workspace
 from .limits import HARD_MARGIN, SOFT_TIMEOUT
 from .outcomes import Outcome, Result, Step
 
@@ -221,12 +221,16 @@ class Checker:
     def __init__(self, channel: Channel, project: Path, scratch: Path, rng: random.Random):
         self.channel, self.project, self.scratch, self.rng = channel, project, scratch, rng
         self.budget = SOFT_TIMEOUT
+        self.pristine = True  # no request so far could have run the learner's code in their process
         self._database_url: str | None = None
 
     # reaching the learner's code ---------------------------------------------------------
 
-    def _ask(self, op: str, *args, label: str = ""):
-        answer = self.channel.ask(op, wire.encode(list(args), _handle_of), self.budget)
+    def _ask(self, op: str, *args, label: str = "", limit: float | None = None):
+        if op not in UNTOUCHED:
+            self.pristine = False
+        budget = self.budget if limit is None else min(self.budget, limit)
+        answer = self.channel.ask(op, wire.encode(list(args), _handle_of), budget)
         self.budget -= answer.pop("spent")
         if "timeout" in answer:
             raise LearnerTimeout(answer["timeout"])
@@ -292,6 +296,29 @@ class Checker:
     def client(self, app: Remote) -> Client:
         return Client(self, app)
 
+    def test_functions(self, text: str, path: str) -> list[str]:
+        """The test functions of a learner's test module `text` (written at `path`), found without running it.
+
+        A syntax error is the learner's ERROR, with their line.
+        """
+        names = self._ask("test_functions", text, path, label=path)
+        return [n for n in names if type(n) is str] if isinstance(names, list) else []
+
+    def pytest(self, files: dict[str, str], path: str) -> dict:
+        """Run pytest on `path` in a new project made of `files`, on the learner's side; what each test did.
+
+        Each run has `SOFT_TIMEOUT` seconds of the exercise's budget (and the time to start pytest). Runs are made only in a learner's
+        process that has run none of the learner's code yet (see `UNTOUCHED`): what it answers about a
+        run then comes from the course's code alone, and the run itself is a process of its own.
+        """
+        if not self.pristine:
+            raise RuntimeError("pytest runs need a learner's process that has not run the learner's code: "
+                               "declare `tests_catch` on an exercise with no `requires`, before any other step")
+        report = self._ask("pytest", files, path, label="pytest", limit=SOFT_TIMEOUT + testrun.start_time())
+        if not isinstance(report, dict):
+            raise LearnerGone("a test run answered something other than a report")
+        return report
+
     # verdicts -----------------------------------------------------------------------------
 
     def fail(self, expected: str, seen: str, hint: str | None = None):
@@ -341,6 +368,10 @@ class Checker:
         if self._database_url is None:
             self._database_url = databases.fresh_database(self.scratch)
         return self._database_url
+
+
+# requests that run none of the learner's code: after only these, their process is as the course made it
+UNTOUCHED = frozenset({"test_functions", "pytest"})
 
 
 class InternalFault(Exception):
@@ -442,7 +473,7 @@ def _run(chapter, exercise, t: Checker, done: dict) -> Result:
                 f"Skipped: this exercise builds on exercise {required.number} ({required.title}), "
                 f"which reports {earlier.outcome.value}. Fix exercise {required.number} first."))
             return done[key]
-    t.budget = SOFT_TIMEOUT  # each exercise of a chain gets its own time
+    t.budget = exercise.budget  # each exercise of a chain gets its own time
     done[key] = _run_steps(exercise, t)
     return done[key]
 
@@ -498,6 +529,9 @@ COMMON_CAUSES = {
     "AttributeError": "Does the object have that attribute? Check the spelling, and whether a function returned "
                       "`None` where you expected an object.",
     "KeyError": "Is the key always there? `d.get(key)` answers `None` instead of raising.",
+    "IntegrityError": "The database refused a row that breaks one of its rules, which the message names: a required "
+                      "(`NOT NULL`) column left empty, a second row where a `UNIQUE` rule allows one, a `CHECK`, or a "
+                      "foreign key to a row that does not exist. Which of your writes breaks it?",
     "TypeError": "Are the types and the number of arguments what the function expects? A `None` where a value "
                  "was expected often shows up here.",
     "ValueError": "Is a conversion (`int(...)`, `float(...)`) given text it cannot read?",

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from ..paths import SCRUBBED_ENV
-from . import wire
+from . import testrun, wire
 from .faults import CheckTimeout, LearnerExit, describe, learner_frame, message, one_line, safe_repr
 from .workspace import IGNORED
 
@@ -46,6 +46,7 @@ class Learner:
         self.reader, self.writer = channel
         self.objects: dict[int, object] = {}
         self.ids: dict[int, int] = {}  # id(object) -> handle, so an object keeps one handle
+        self.budget = 0.0  # seconds the request being answered may take
 
     def serve(self) -> None:
         while True:
@@ -62,7 +63,7 @@ class Learner:
 
     def answer(self, request: dict) -> dict:
         op = request.get("op")
-        budget = float(request.get("budget", 3))
+        budget = self.budget = float(request.get("budget", 3))
         started = time.monotonic()
         _arm(budget)
         try:
@@ -74,8 +75,9 @@ class Learner:
             return {"timeout": learner_frame(stop, self.project), "spent": budget}
         except BaseException as error:  # noqa: BLE001 — whatever the learner's code raised
             _arm(0)
-            if op == "probe" and learner_frame(error, self.project) is None and not isinstance(error, LearnerExit):
-                # raised by the course's own probe, not by the learner's code
+            ours = op in ("probe", "pytest") and not isinstance(error, LearnerExit)
+            if ours and learner_frame(error, self.project) is None:
+                # raised by the course's own probe (or test runner), not by the learner's code
                 return {"internal": one_line(error), "spent": time.monotonic() - started}
             return {"raised": self.describe(error), "spent": time.monotonic() - started}
 
@@ -149,6 +151,13 @@ class Learner:
         if name not in PROBES and module.startswith("checkers."):
             importlib.import_module(module)
         return PROBES[name](*args, **kwargs)
+
+    def op_test_functions(self, text: str, path: str) -> list[str]:
+        return testrun.test_functions(text, str(self.project / path))
+
+    def op_pytest(self, files: dict, path: str) -> dict:
+        """Run pytest on `path` in a new project of `files`, in a process of its own (see `testrun`)."""
+        return testrun.run(files, path, self.project.parent, self.budget)
 
     def op_client(self, app):
         return app.test_client()

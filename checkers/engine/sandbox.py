@@ -49,9 +49,9 @@ def hard_timeout(request: dict | None = None) -> float:
     In a graded notebook's sandbox, the wait for its learner's process comes on top: the
     sandbox may still be warming up (importing Flask and the chapter) when its first check comes.
     """
-    chain = len(_chapter(request["module"]).chain(request["exercise"])) if request else 1
+    chain = _chapter(request["module"]).chain(request["exercise"]) if request else []
     waiting = SANDBOX_START if request and request.get("sandbox") else 0
-    return SOFT_TIMEOUT * chain + 2 * HARD_MARGIN + waiting
+    return (sum(ex.budget for ex in chain) if chain else SOFT_TIMEOUT) + 2 * HARD_MARGIN + waiting
 
 
 def _chapter(module: str):

@@ -1,1 +1,1 @@
-"""The learner's side in a notebook: `setup()`, `exN.check()`, `hint()`, `solution()`, progress and dashboards. Imports the engine and `checkers.paths`."""
+"""The learner's side in a notebook: `setup()`, `exN.check()`, `hint()`, `solution()`, progress, dashboards, and the helpers a chapter's demos import (`migration_demos`). Imports the engine and `checkers.paths`."""

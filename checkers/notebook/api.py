@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..engine import declare, server, workspace
+from ..engine.catch import Bug, Correct  # noqa: F401  (so that a chapter imports its vocabulary from here)
 from ..engine.outcomes import Outcome, Result, Text
 from ..paths import GRADER, GRADING
 from . import progress
@@ -66,8 +67,8 @@ class Chapter(declare.Chapter):
 
     exercise_class = Exercise
 
-    def __init__(self, module: str, title: str):
-        super().__init__(module, title)
+    def __init__(self, module: str, title: str, errors=None):
+        super().__init__(module, title, errors)
         self.root: Path | None = None
 
     def setup(self) -> None:

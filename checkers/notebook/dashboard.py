@@ -71,6 +71,11 @@ def rows(chapter: str | None = None, saved: dict | None = None, ever: dict | Non
     ]
 
 
+def anchor(row: Row) -> str:
+    """The id JupyterLab gives the exercise's heading, `## Exercise N · title` (its text, `-` for spaces)."""
+    return f"Exercise {row.exercise.removeprefix('ex')} · {row.title.replace('`', '')}".replace(" ", "-")
+
+
 def _badge(row: Row, prefix: str = "", width: str = "auto") -> str:
     """An exercise's outcome as a label like the outcome blocks' (an outline when never checked)."""
     colour = COLOURS.get(Outcome._value2member_map_.get(row.best), COLOURS[Outcome.NOT_ATTEMPTED])
@@ -84,6 +89,19 @@ def _badge(row: Row, prefix: str = "", width: str = "auto") -> str:
         f'min-width:{width};text-align:center;border-radius:3px;padding:0 6px;line-height:1.6;{look}">'
         f"{prefix}<b>{html.escape(row.best or UNCHECKED)}</b>{html.escape(row.since)}</span>"
     )
+
+
+# JupyterLab marks a heading with `data-jupyter-id`, not `id`, and leaves a widget's links to the
+# browser, which would find nothing: the chip scrolls to the heading itself, where there is one
+SCROLL = ("var h=this.closest('.jp-Notebook,body').querySelector('[data-jupyter-id=\"'+CSS.escape(this.dataset.heading)"
+          "+'\"],[id=\"'+CSS.escape(this.dataset.heading)+'\"]');if(h){h.scrollIntoView({block:'start'});return false}")
+
+
+def _chip(row: Row) -> str:
+    """A chapter dashboard's badge: the exercise's number and outcome, a link to its heading."""
+    target = html.escape(anchor(row))
+    return (f'<a href="#{target}" data-heading="{target}" onclick="{html.escape(SCROLL)}" '
+            f'style="text-decoration:none">{_badge(row, row.exercise.removeprefix("ex") + " ")}</a>')
 
 
 def _chapter_title(chapter: str) -> str:
@@ -124,8 +142,8 @@ class Dashboard:
     def html(self, saved: dict | None = None, ever: dict | None = None) -> str:
         items = self.rows(saved, ever)
         notice = "".join(f"<div>{html.escape(n)}</div>" for n in progress.notices)
-        if self.chapter:  # one line of badges
-            badges = " ".join(_badge(r, f"{r.exercise.removeprefix('ex')} ") for r in items)
+        if self.chapter:  # one line of badges, each a link to its exercise
+            badges = " ".join(_chip(r) for r in items)
             return (f'<div class="tickethub-progress" style="line-height:2">'
                     f"<strong>Your progress</strong> · {_passed(items)} &nbsp;{badges}{notice}</div>")
         parts = [f'<div class="tickethub-progress"><div><strong>Your progress</strong>: '

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from ..engine import workspace
-from ..paths import GRADER, GRADING
+from ..paths import GRADER, GRADING, MINE, NOTEBOOKS
 
 FILE = ".progress.json"
 LOCK = ".progress.lock"
@@ -35,13 +35,13 @@ _notebook_dir: Path | None = None
 def notebook_dir() -> Path:
     """The notebooks' folder: as a chapter's setup recorded it, else found from the current folder.
 
-    Found means: the current folder, or its `notebooks/` (the repository's root), or the
-    nearest folder above that has progress (a chapter's project folder), in that order.
+    Found means: the current folder, or its `my-notebooks/` or `notebooks/` (the repository's
+    root), or the nearest folder above that has progress (a chapter's project folder), in that order.
     """
     if _notebook_dir is not None:
         return _notebook_dir
     here = Path.cwd()
-    for folder in (here, here / "notebooks", *here.parents):
+    for folder in (here, here / MINE, here / NOTEBOOKS, *here.parents):
         if (folder / workspace.WORK / FILE).is_file():
             return folder
     return here
