@@ -86,6 +86,22 @@ def split_solution(source: str, where: str) -> tuple[str, str]:
     return _join(starter, source), _join(solution, source)
 
 
+def solution_regions(source: str) -> list[str]:
+    """Return the code of each solution region of a cell: a marked block, or a `# SOLUTION` line."""
+    regions, region = [], None
+    for line in source.splitlines():
+        if BEGIN.match(line):
+            region = []
+        elif END.match(line):
+            regions.append("\n".join(region or []))
+            region = None
+        elif region is not None:
+            region.append(line)
+        elif one := ONE_LINE.match(line):
+            regions.append(one.group(2))
+    return [text for text in regions if text.strip()]
+
+
 def _join(lines: list[str], original: str) -> str:
     return "\n".join(lines) + ("\n" if original.endswith("\n") else "")
 
@@ -203,14 +219,21 @@ def index_notebook(names: list[str], titles: dict[str, str]):
     return nbformat.v4.new_notebook(cells=[cell, progress_cell()], metadata=KERNEL)
 
 
-def build(
+def derive(
     solutions: Path = ROOT / "solutions",
     notebooks: Path = ROOT / "notebooks",
     checkpoints: Path = CHECKPOINTS,
-    check: bool = False,
-) -> list[str]:
-    """Build (or, with `check`, only compare) and return the files that differ."""
+    through: str | None = None,
+    withheld: frozenset[str] = frozenset(),
+) -> dict[Path, str]:
+    """Return the text of every file the build writes, by path.
+
+    `through` stops after that chapter (the later ones are left out, with their links);
+    each chapter in `withheld` gets a checkpoint without its exercises' solutions.
+    """
     paths = sorted(p for p in solutions.glob("*.ipynb") if CHAPTER.match(p.name))
+    if through is not None:
+        paths = [p for p in paths if p.stem <= through]
     if not paths:
         raise BuildError(f"no chapter notebooks (NN-topic.ipynb) in {solutions}")
     chapters, start = [], {}
@@ -234,7 +257,22 @@ def build(
             "protected": chapter.protected,
             "exercises": exercise_titles(chapter.name),
         }
+        if chapter.name in withheld:
+            # an exercise's starter stays (setup and NOT_ATTEMPTED need it); its solution goes
+            record["cells"] = [{**c, "solution": None} if c["exercise"] else c for c in chapter.cells]
+            record["withheld"] = True
         wanted[checkpoints / f"{chapter.name}.json"] = json.dumps(record, indent=1, sort_keys=True) + "\n"
+    return wanted
+
+
+def build(
+    solutions: Path = ROOT / "solutions",
+    notebooks: Path = ROOT / "notebooks",
+    checkpoints: Path = CHECKPOINTS,
+    check: bool = False,
+) -> list[str]:
+    """Build (or, with `check`, only compare) and return the files that differ."""
+    wanted = derive(solutions, notebooks, checkpoints)
     stale = [p for folder, pattern in ((notebooks, "*.ipynb"), (checkpoints, "*.json")) for p in folder.glob(pattern) if p not in wanted]
     changed = [p for p, text in wanted.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
     if not check:

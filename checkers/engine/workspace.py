@@ -27,9 +27,16 @@ def chapters() -> list[str]:
     return sorted(p.stem for p in CHECKPOINTS.glob("[0-9][0-9]-*.json"))
 
 
+def withheld(chapter: str) -> bool:
+    """Is this chapter's reference solution left out of this edition of the course (`checkers release`)?"""
+    return bool(checkpoint(chapter).get("withheld"))
+
+
 def files(chapter: str, version: str) -> dict[str, str]:
     """Return the project's files after the chapter's cells: `start`, `starter` or `solution`."""
     data = checkpoint(chapter)
+    if version == "solution" and withheld(chapter):
+        raise LookupError(f"the solutions of chapter {chapter} are not in this edition of the course")
     result = dict(data["start"])
     if version != "start":
         for cell in data["cells"]:
