@@ -285,3 +285,22 @@ def test_an_error_has_a_hint_for_its_usual_cause(project):
     """Does an ERROR come with a question about what usually causes that exception?"""
     p = project(CHAPTER).edit(WARMUP, *in_greet("return {'message': nmae}"))
     assert_outcome(p.check("ex1"), Outcome.ERROR, "NameError", "Hint: Is the name spelt as where it is defined")
+
+
+def test_a_project_digest_changes_with_what_a_check_sees(tmp_path):
+    """Does the digest follow file names and contents, ignore caches, and give up on links and pipes?"""
+    workspace.write_files(tmp_path, workspace.files("01-project-structure", "starter"))
+    first = workspace.digest(tmp_path)
+    (tmp_path / "tickethub" / "__pycache__").mkdir(exist_ok=True)
+    (tmp_path / "tickethub" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"cache")
+    assert first is not None and workspace.digest(tmp_path) == first
+    (tmp_path / "tickethub" / "errors.py").write_text("changed\n")
+    changed = workspace.digest(tmp_path)
+    assert changed != first
+    (tmp_path / "tickethub" / "empty").mkdir()
+    assert workspace.digest(tmp_path) not in (first, changed)
+    (tmp_path / "link").symlink_to(tmp_path / "tickethub" / "errors.py")
+    assert workspace.digest(tmp_path) is None
+    (tmp_path / "link").unlink()
+    os.mkfifo(tmp_path / "pipe")
+    assert workspace.digest(tmp_path) is None

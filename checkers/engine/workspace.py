@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import datetime
 import functools
+import hashlib
 import importlib
 import json
+import os
 import shutil
+import stat
 import sys
 from pathlib import Path
 
@@ -74,6 +77,33 @@ def materialise(chapter: str, root: Path) -> list[str]:
     missing = {rel: text for rel, text in wanted.items() if not (root / rel).exists()}
     write_files(root, missing)
     return sorted(missing)
+
+
+def digest(root: Path) -> str | None:
+    """A digest of what a check copies of a project (file names and contents), or None if it cannot tell.
+
+    Two equal digests mean a check sees the same project; a link or a special file (whose
+    target could change unseen) makes it None.
+    """
+    total = hashlib.sha256()
+    for folder, dirs, names in os.walk(root):
+        ignored = IGNORED(folder, dirs + names)
+        dirs[:] = sorted(d for d in dirs if d not in ignored)
+        for name in sorted(n for n in dirs + names if n not in ignored):
+            path = Path(folder, name)
+            try:
+                mode = path.lstat().st_mode
+                if stat.S_ISLNK(mode) or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                    return None
+                total.update(path.relative_to(root).as_posix().encode() + (b"/\0" if stat.S_ISDIR(mode) else b"\0"))
+                if stat.S_ISREG(mode):
+                    total.update(f"{path.stat().st_size}:".encode())
+                    with path.open("rb") as f:
+                        while chunk := f.read(1 << 20):
+                            total.update(chunk)
+            except OSError:
+                return None
+    return total.hexdigest()
 
 
 def backup(root: Path) -> Path | None:
