@@ -87,7 +87,7 @@ def release(chosen: list[str], out: Path, solutions: Path = ROOT / "solutions") 
 def _chapter(name: str, names: list[str]) -> str:
     """`03` or `03-database` (or a path to it) as the chapter's full name."""
     stem = Path(name).stem
-    matches = [n for n in names if n == stem or n[:2] == stem.zfill(2)[:2] and stem.isdigit()]
+    matches = [n for n in names if n == stem or stem.isdigit() and n[:2] == f"{int(stem):02d}"]
     if len(matches) != 1:
         raise ReleaseError(f"no chapter {name!r}: the chapters are {', '.join(names)}")
     return matches[0]
