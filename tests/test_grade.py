@@ -144,9 +144,9 @@ PLACES = {  # honest learners whose check cell is not where their code is
 }
 
 
-def leftovers() -> set:
+def leftovers(folder: Path) -> set:
     """The grader's temporary folders (its checks' folders are made inside them)."""
-    return set(Path(tempfile.gettempdir()).glob("tickethub-grade-*"))
+    return set(folder.glob("tickethub-grade-*"))
 
 
 def read_rows(out: Path) -> dict:
@@ -189,10 +189,16 @@ def graded(tmp_path_factory):
     submit("broken-json", CH, unsolved())
     (submissions / "broken-json" / f"{CH}.ipynb").write_text('{"cells": [', encoding="utf-8")
     before = grade_plugin.package_files()
-    temp_before = leftovers()
-    status = grade.grade(submissions, out, jobs=2, cell_timeout=10, quiet=True)
+    # this run's own temporary folder and mark: other runs (other tests, other checkouts) may be going on
+    temp, marks, kill_strays = tmp_path_factory.mktemp("temp"), [], grade.kill_strays
+    grade.kill_strays = lambda mark: marks.append(mark) or kill_strays(mark)
+    tempfile.tempdir, saved = str(temp), tempfile.tempdir
+    try:
+        status = grade.grade(submissions, out, jobs=2, cell_timeout=10, quiet=True)
+    finally:
+        grade.kill_strays, tempfile.tempdir = kill_strays, saved
     return {"status": status, "rows": read_rows(out), "out": out, "package": before,
-            "temp_before": temp_before}
+            "temp": temp, "mark": f"{grade.RUN_MARK}={marks[0]}".encode()}
 
 
 def test_grading_completes_and_writes_the_gradebook(graded):
@@ -299,12 +305,12 @@ def test_nothing_is_left_behind(graded):
     marked = []
     for proc in Path("/proc").glob("[0-9]*"):
         try:
-            if b"TICKETHUB_GRADE_RUN=" in (proc / "environ").read_bytes():
+            if graded["mark"] in (proc / "environ").read_bytes().split(b"\0"):
                 marked.append(proc.name)
         except OSError:
             continue
     assert not marked
-    assert leftovers() <= graded["temp_before"]
+    assert not leftovers(graded["temp"])
 
 
 def test_writes_into_checkers_are_caught_without_a_read_only_mount(tmp_path, monkeypatch):
