@@ -72,7 +72,39 @@ def test_every_route_and_error_is_documented_as_problem_details(learner_package,
     assert app.test_client().get("/api/v1/docs").status_code == 200
 
 
-CHECKS = None
+NUL_REQUESTS = [("post", "/api/v1/venues/", {"json": {"name": "Mill\x00", "city": "Leeds", "capacity": 9}}),
+                ("get", "/api/v1/reports/sales", {"query_string": {"city": "Le\x00eds"}}),
+                ("get", "/api/v1/venues/", {"query_string": [("city", "Leeds"), ("city", "\x00")]})]
+
+
+def _nul_answers(app) -> list:
+    client = app.test_client()
+    return [(r.status_code, r.get_json()["errors"]) for r in
+            (getattr(client, method)(url, **kwargs) for method, url, kwargs in NUL_REQUESTS)]
+
+
+def test_text_with_nul_is_refused_on_sqlite(learner_package, tmp_path):
+    """Is text holding a NUL character refused with 422 (body, query, a repeated key), naming where it was sent?"""
+    answers = _nul_answers(_app(learner_package(CHAPTER, "solution"), tmp_path, TESTING=False))
+    assert [(status, sorted(errors)) for status, errors in answers] == [(422, ["json"]), (422, ["query"]), (422, ["query"])]
+
+
+def test_text_with_nul_is_refused_on_postgresql(learner_package):
+    """Is it refused on PostgreSQL too, where the database would otherwise raise (a 500)?"""
+    from postgres_server import fresh_database
+
+    tickethub = learner_package(CHAPTER, "solution")
+    with fresh_database() as url:
+        app = tickethub.create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": False})
+        from tickethub.db import db
+
+        with app.app_context():
+            db.create_all()
+        try:
+            assert [status for status, _ in _nul_answers(app)] == [422, 422, 422]
+        finally:
+            with app.app_context():
+                db.engine.dispose()
 
 
 def _checks():
