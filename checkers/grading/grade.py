@@ -181,7 +181,7 @@ def grade(submissions: Path, out: Path, jobs: int, shard: str | None = None, cel
     rows: list[dict] = []
     mark = uuid.uuid4().hex
     graded: list[tuple[str, str]] = []
-    with tempfile.TemporaryDirectory(prefix="tickethub-grade-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="tickethub-grade-", dir=_run_parent()) as tmp:
         tmp = Path(tmp)
         runs = tmp / "submissions"
         for learner in learners:
@@ -228,6 +228,13 @@ def grade(submissions: Path, out: Path, jobs: int, shard: str | None = None, cel
     passed = sum(r["outcome"] == "PASS" for r in rows)
     say(f"{passed}/{len(rows)} exercises passed; gradebook: {out / 'grades.csv'}, report: {out / 'report.html'}")
     return 0
+
+
+def _run_parent() -> str:
+    """Where the run's folder goes: the temporary folder, unless its path is too long for the
+    sockets made in it (a Unix socket's path has at most 107 bytes)."""
+    parent = tempfile.gettempdir()
+    return parent if len(parent) <= 60 or not os.path.isdir("/tmp") else "/tmp"
 
 
 def _run_pytest(tmp: Path, runs: Path, jobs: int, cell_timeout: int, budget: float, mark: str, quiet: bool,
