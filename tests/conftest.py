@@ -42,9 +42,10 @@ def postgres_check_server():
     """A check server whose checks run on a PostgreSQL database of this session's own."""
     from postgres_server import fresh_database
 
-    with fresh_database() as url, pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DATABASE_URL", url)
-        client = server.Client()
+    # the URL goes to this server alone: set in os.environ, it would reach every server and
+    # notebook started later in the session (and SQLite's tests would run on PostgreSQL)
+    with fresh_database() as url:
+        client = server.Client(env={"DATABASE_URL": url})
         client.start()
         yield client
         client.stop()

@@ -9,7 +9,7 @@ import pytest
 
 from checkers.engine import workspace
 from checkers.engine.outcomes import Outcome
-from conftest import SWEEP, assert_outcome, assert_rejected
+from conftest import assert_outcome, assert_rejected
 
 CHAPTER = "04-migrations"
 DB = "tickethub/db.py"
@@ -435,7 +435,7 @@ def test_wrong_slug_migrations_fail(project, old, new, expected):
 def test_clashes_are_sent_whatever_the_seed(project, old, new):
     """Does every seed bring the clashing names, so that no seed lets a backfill that mishandles them pass?"""
     p = project(CHAPTER).edit(SLUG, "import hashlib\n", "import collections\nimport hashlib\n").edit(SLUG, old, new)
-    assert [r.outcome for r in p.sweep("ex4")] == [Outcome.FAIL] * SWEEP
+    assert [r.outcome for r in p.sweep("ex4")] == [Outcome.FAIL] * p.seeds
 
 
 def test_slug_migration_error_points_at_the_learners_line(project):

@@ -49,12 +49,10 @@ def database():
 @pytest.fixture(scope="module")
 def client(database):
     """A new check server that sees DATABASE_URL (the session's own server does not)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DATABASE_URL", database)
-        started = server.Client()
-        started.start()
-        yield started
-        started.stop()
+    started = server.Client(env={"DATABASE_URL": database})
+    started.start()
+    yield started
+    started.stop()
 
 
 def _project(chapter: str, root: Path, client, seed: int = 0) -> Project:

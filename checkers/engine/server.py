@@ -78,13 +78,15 @@ def serve() -> None:
 class Client:
     """The kernel's side: starts the server on demand and asks it to run checks."""
 
-    def __init__(self):
+    def __init__(self, env: dict[str, str] | None = None):
+        """`env`: variables the server (and so every check) sees over this process's own."""
         self.process: subprocess.Popen | None = None
+        self.env = env or {}
 
     def start(self) -> None:
         if self.process and self.process.poll() is None:
             return
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        env = {**os.environ, **self.env, "PYTHONDONTWRITEBYTECODE": "1"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "checkers.engine.server"],
             stdin=subprocess.PIPE,
