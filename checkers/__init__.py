@@ -3,7 +3,7 @@
 The package is in layers, each folder one layer, and a layer imports only those below it
 (the contracts are in pyproject.toml and checked by the tests):
 
-    authoring/   build, execute, bench, mutate: the maintainers' commands
+    authoring/   build, execute, bench, mutate, release: the maintainers' commands
     grading/     the grade command and its pytest plugin
     chapters/    one module per chapter: its exercises and their steps
     notebook/    the learner's API (setup, check, hint, solution), progress, dashboards

@@ -1,4 +1,4 @@
-"""Command line: `python -m checkers build|execute|bench|mutate|grade|merge`."""
+"""Command line: `python -m checkers build|execute|bench|mutate|release|grade|merge`."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +10,7 @@ from .authoring.bench import bench as run_bench, bench_grading
 from .authoring.build import BuildError, build as run_build
 from .authoring.execute import execute_solutions
 from .authoring.mutate import mutate as run_mutate
+from .authoring.release import ReleaseError, release as run_release
 from .grading.grade import grade as run_grade, merge as run_merge
 
 
@@ -32,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     mutate.add_argument("--seed", type=int, default=0, help="seed of the checks and of --limit's sample (default: 0)")
     mutate.add_argument("--jobs", type=int, default=2, help="checks run in parallel (default: 2)")
     mutate.add_argument("--limit", type=int, help="check at most N mutants per exercise, a sample (default: all)")
+    release = commands.add_parser("release", help="write a graded edition: the course up to the chapters"
+                                   " released, their solutions withheld")
+    release.add_argument("chapters", nargs="+", help="the chapters whose solutions are withheld, e.g. 03 or 03-database")
+    release.add_argument("--out", type=Path, required=True, help="an empty or new folder for the edition")
     grade = commands.add_parser("grade", help="grade a folder of submissions (one folder per learner)")
     grade.add_argument("submissions", type=Path)
     grade.add_argument("--out", type=Path, required=True, help="where to write the gradebook")
@@ -61,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         return execute_solutions(args.notebooks)
     if args.command == "mutate":
         return run_mutate(args.chapter, args.exercise, args.seed, args.jobs, args.limit)
+    if args.command == "release":
+        try:
+            return run_release(args.chapters, args.out)
+        except ReleaseError as error:
+            print(f"release failed: {error}", file=sys.stderr)
+            return 2
     if args.command == "grade":
         return run_grade(args.submissions, args.out, args.jobs, args.shard, args.cell_timeout)
     if args.command == "merge":

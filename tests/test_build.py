@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from checkers.authoring.build import ROOT, BuildError, build, split_solution
+from checkers.authoring.build import ROOT, BuildError, build, derive, split_solution
 
 HERE = Path(__file__).parent / "build"
 
@@ -146,3 +146,21 @@ def test_the_course_is_built():
     done = subprocess.run([sys.executable, "-m", "checkers", "build", "--check"],
                           cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_withheld_chapter_keeps_its_start_and_starters_only(course):
+    """Does `derive` for an edition stop at the chapter, and drop its exercises' solutions but not its given code?"""
+    full = {p.name: text for p, text in derive(course.root / "solutions", course.root / "nb", course.root / "cp").items()}
+    wanted = derive(course.root / "solutions", course.root / "nb", course.root / "cp",
+                    through="01-second", withheld=frozenset({"01-second"}))
+    assert sorted(p.name for p in wanted) == sorted(full)
+    second = json.loads(wanted[course.root / "cp" / "01-second.json"])
+    course_second = json.loads(full["01-second.json"])
+    assert second["withheld"] is True and "withheld" not in course_second
+    assert second["start"] == course_second["start"]
+    for mine, theirs in zip(second["cells"], course_second["cells"]):
+        assert mine["starter"] == theirs["starter"]
+        assert mine["solution"] == (None if theirs["exercise"] else theirs["solution"])
+    first_only = derive(course.root / "solutions", course.root / "nb", course.root / "cp", through="00-first")
+    assert sorted(p.name for p in first_only) == ["00-first.ipynb", "00-first.json", "index.ipynb"]
+    assert "01-second" not in first_only[course.root / "nb" / "00-first.ipynb"]

@@ -442,3 +442,20 @@ def test_written_tests_run_the_same_without_fork(tmp_path, monkeypatch):
     report = testrun.run({**files, TESTS: "import os\n\n\ndef test_greet():\n    os._exit(3)\n"}, TESTS, tmp_path, 20)
     assert report == {"crashed": "exit status 3"}
     assert list(tmp_path.iterdir()) == []  # each run's folder is gone
+def test_a_project_digest_changes_with_what_a_check_sees(tmp_path):
+    """Does the digest follow file names and contents, ignore caches, and give up on links and pipes?"""
+    workspace.write_files(tmp_path, workspace.files("01-project-structure", "starter"))
+    first = workspace.digest(tmp_path)
+    (tmp_path / "tickethub" / "__pycache__").mkdir(exist_ok=True)
+    (tmp_path / "tickethub" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"cache")
+    assert first is not None and workspace.digest(tmp_path) == first
+    (tmp_path / "tickethub" / "errors.py").write_text("changed\n")
+    changed = workspace.digest(tmp_path)
+    assert changed != first
+    (tmp_path / "tickethub" / "empty").mkdir()
+    assert workspace.digest(tmp_path) not in (first, changed)
+    (tmp_path / "link").symlink_to(tmp_path / "tickethub" / "errors.py")
+    assert workspace.digest(tmp_path) is None
+    (tmp_path / "link").unlink()
+    os.mkfifo(tmp_path / "pipe")
+    assert workspace.digest(tmp_path) is None

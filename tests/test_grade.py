@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 from checkers.engine import workspace
-from checkers.grading import grade, plugin as grade_plugin
+from checkers.grading import grade, plugin as grade_plugin, report
 from checkers.authoring.build import ROOT
 
 CH = "01-project-structure"
@@ -117,9 +117,36 @@ ATTACKS = {
 }
 
 
-def leftovers() -> set:
+def fixed_below(nb):
+    """The exercise is solved in a new cell below its check, not in its own cell."""
+    solved = solution(CH).cells[cell_index(solution(CH), f"{TARGET}-code")].source
+    return insert_after(nb, f"{TARGET}-check", solved)
+
+
+def check_above(nb):
+    """The check cell moved above the exercise's code cell."""
+    check = nb.cells.pop(cell_index(nb, f"{TARGET}-check"))
+    nb.cells.insert(cell_index(nb, f"{TARGET}-code"), check)
+    return nb
+
+
+def broken_later(nb):
+    """After the check passed, a last cell puts the starter back."""
+    starter = unsolved().cells[cell_index(unsolved(), f"{TARGET}-code")].source
+    nb.cells.append(nbformat.v4.new_code_cell(starter))
+    return nb
+
+
+PLACES = {  # honest learners whose check cell is not where their code is
+    "fixed-below": (lambda: fixed_below(unsolved()), report.FINAL),
+    "check-above": (lambda: check_above(solution(CH)), report.FINAL),
+    "broken-later": (lambda: broken_later(solution(CH)), report.AT_CELL),
+}
+
+
+def leftovers(folder: Path) -> set:
     """The grader's temporary folders (its checks' folders are made inside them)."""
-    return set(Path(tempfile.gettempdir()).glob("tickethub-grade-*"))
+    return set(folder.glob("tickethub-grade-*"))
 
 
 def read_rows(out: Path) -> dict:
@@ -148,6 +175,8 @@ def graded(tmp_path_factory):
     for name, attack in ATTACKS.items():
         submit(name, CH, attack(unsolved()))
     submit("always-equal", CH, always_equal(unsolved("ex1")))
+    for name, (notebook, _) in PLACES.items():
+        submit(name, CH, notebook())
     for name in ("build", ".ada"):  # names pytest would skip as folders to collect
         submit(name, CH, solution(CH))
     (submissions / "fifo").mkdir()
@@ -160,17 +189,23 @@ def graded(tmp_path_factory):
     submit("broken-json", CH, unsolved())
     (submissions / "broken-json" / f"{CH}.ipynb").write_text('{"cells": [', encoding="utf-8")
     before = grade_plugin.package_files()
-    temp_before = leftovers()
-    status = grade.grade(submissions, out, jobs=2, cell_timeout=10, quiet=True)
+    # this run's own temporary folder and mark: other runs (other tests, other checkouts) may be going on
+    temp, marks, kill_strays = tmp_path_factory.mktemp("temp"), [], grade.kill_strays
+    grade.kill_strays = lambda mark: marks.append(mark) or kill_strays(mark)
+    tempfile.tempdir, saved = str(temp), tempfile.tempdir
+    try:
+        status = grade.grade(submissions, out, jobs=2, cell_timeout=10, quiet=True)
+    finally:
+        grade.kill_strays, tempfile.tempdir = kill_strays, saved
     return {"status": status, "rows": read_rows(out), "out": out, "package": before,
-            "temp_before": temp_before}
+            "temp": temp, "mark": f"{grade.RUN_MARK}={marks[0]}".encode()}
 
 
 def test_grading_completes_and_writes_the_gradebook(graded):
     assert graded["status"] == 0
     out = graded["out"]
     header = (out / "grades.csv").read_text(encoding="utf-8").splitlines()[0]
-    assert header == "learner,notebook,exercise,outcome,message"
+    assert header == "learner,notebook,exercise,outcome,counted,seed,message"
     report = (out / "report.html").read_text(encoding="utf-8")
     assert "Exercises, hardest first" in report and 'href="feedback/honest.md"' in report
     assert "Exercise 2: NOT_ATTEMPTED" in (out / "feedback" / "twin.md").read_text(encoding="utf-8")
@@ -179,6 +214,53 @@ def test_grading_completes_and_writes_the_gradebook(graded):
 def test_honest_learner_gets_full_marks(graded):
     rows = [r for (learner, *_), r in graded["rows"].items() if learner == "honest"]
     assert rows and all(r["outcome"] == "PASS" for r in rows), [r for r in rows if r["outcome"] != "PASS"]
+
+
+def test_verdicts_count_where_the_learner_checked(graded):
+    """Does an honest learner's work count at its check cell, with no second verdict when it passed there?"""
+    rows = [r for (learner, nb, _), r in graded["rows"].items() if learner == "honest" and nb == CH]
+    assert {r["counted"] for r in rows} == {report.AT_CELL}
+    feedback = (graded["out"] / "feedback" / "honest.md").read_text(encoding="utf-8")
+    assert "Counted:" not in feedback
+
+
+@pytest.mark.parametrize("learner", sorted(PLACES))
+def test_honest_work_counts_wherever_its_check_cell_is(graded, learner):
+    """A fix below the check, a check above its code, a break after the pass: does each keep full marks,
+    with the verdict that counted named in the gradebook and the feedback?"""
+    rows = {ex: r for (l, nb, ex), r in graded["rows"].items() if l == learner and nb == CH}
+    assert {ex: r["outcome"] for ex, r in rows.items()} == dict.fromkeys(rows, "PASS")
+    counted = PLACES[learner][1]
+    assert rows[TARGET]["counted"] == counted
+    assert {r["counted"] for ex, r in rows.items() if ex != TARGET} == {report.AT_CELL}
+    feedback = (graded["out"] / "feedback" / f"{learner}.md").read_text(encoding="utf-8")
+    section = feedback.split(f"### Exercise {TARGET[2:]}: PASS", 1)[1].split("###", 1)[0]
+    if counted == report.FINAL:
+        assert "Counted: the check on your notebook's final state" in section
+        assert "at its check cell it was NOT_ATTEMPTED" in section
+    else:
+        assert "Counted:" not in section
+
+
+def test_the_final_state_is_checked_only_where_the_project_changed(graded):
+    """Is an unpassed exercise checked again only when later cells changed the project its check saw?"""
+    rows = {(r["learner"], r["exercise"]): r for r in report.read(graded["out"]) if r["notebook"] == CH}
+    # exercise 4's cell rewrote tickethub/__init__.py after exercise 2's check; nothing ran after exercise 4's
+    assert (rows[("twin", TARGET)]["counted"], rows[("twin", TARGET)]["other"]) == (report.AT_CELL, "NOT_ATTEMPTED")
+    assert (rows[("twin", "ex4")]["outcome"], rows[("twin", "ex4")]["other"]) == ("FAIL", "")
+
+
+def test_the_same_notebook_gets_the_same_checks(graded):
+    """Do identical notebooks from different learners get the same seeds and marks, each seed in the gradebook?"""
+    rows = graded["rows"]
+    same = [{ex: (r["outcome"], r["seed"]) for (l, nb, ex), r in rows.items() if l == learner and nb == CH}
+            for learner in ("honest", "build", ".ada")]
+    assert same[0] == same[1] == same[2]
+    assert all(seed.isdigit() for _, seed in same[0].values())
+    for ex, (_, seed) in same[0].items():
+        assert f"check(seed={seed})" in rows[("honest", CH, ex)]["message"]
+    twin = {ex: r["seed"] for (l, nb, ex), r in rows.items() if l == "twin" and nb == CH}
+    assert twin != {ex: seed for ex, (_, seed) in same[0].items()}  # another notebook, other seeds
 
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
@@ -223,12 +305,12 @@ def test_nothing_is_left_behind(graded):
     marked = []
     for proc in Path("/proc").glob("[0-9]*"):
         try:
-            if b"TICKETHUB_GRADE_RUN=" in (proc / "environ").read_bytes():
+            if graded["mark"] in (proc / "environ").read_bytes().split(b"\0"):
                 marked.append(proc.name)
         except OSError:
             continue
     assert not marked
-    assert leftovers() <= graded["temp_before"]
+    assert not leftovers(graded["temp"])
 
 
 def test_writes_into_checkers_are_caught_without_a_read_only_mount(tmp_path, monkeypatch):

@@ -34,6 +34,7 @@ ONE_LINE = re.compile(r"^(\s*)(.*?)\s*#\s*SOLUTION\s*$")
 ASSIGN = re.compile(r"^([A-Za-z_][\w.\[\]\"', ]*?)\s*(=|:[^=]+=)\s*\S")
 WRITEFILE = re.compile(r"^%%writefile\s+(\S+)\s*$")
 CHECK = re.compile(r"^\s*(ex\d+)\.check\(\)\s*$", re.M)
+EXERCISE_HEADING = re.compile(r"^#+\s+Exercise (\d+) · (.+?)\s*$", re.M)
 SETUP = re.compile(r"^from checkers\.(?:chapters\.)?ch\d\d_\w+ import .*\n\s*setup\(\)", re.M)
 REVEAL = re.compile(r"^(\s*)(ex\d+\.(?:hint|solution)\(.*\))\s*$", re.M)
 PLACEHOLDER = "...  # YOUR CODE HERE"
@@ -55,6 +56,7 @@ class Chapter:
     learner: nbformat.NotebookNode
     cells: list[dict]  # the files the chapter's %%writefile cells write
     protected: list[dict]  # setup and check cells: the grader restores them by id
+    headings: dict[str, str]  # each exercise's heading, "## Exercise N · title", as {"exN": title}
 
 
 def split_solution(source: str, where: str) -> tuple[str, str]:
@@ -88,6 +90,22 @@ def split_solution(source: str, where: str) -> tuple[str, str]:
     return _join(starter, source), _join(solution, source)
 
 
+def solution_regions(source: str) -> list[str]:
+    """Return the code of each solution region of a cell: a marked block, or a `# SOLUTION` line."""
+    regions, region = [], None
+    for line in source.splitlines():
+        if BEGIN.match(line):
+            region = []
+        elif END.match(line):
+            regions.append("\n".join(region or []))
+            region = None
+        elif region is not None:
+            region.append(line)
+        elif one := ONE_LINE.match(line):
+            regions.append(one.group(2))
+    return [text for text in regions if text.strip()]
+
+
 def _join(lines: list[str], original: str) -> str:
     return "\n".join(lines) + ("\n" if original.endswith("\n") else "")
 
@@ -110,12 +128,15 @@ def build_chapter(path: Path, start: dict[str, str]) -> Chapter:
     nb = nbformat.read(path, as_version=4)
     given = given_files(path)
     title, cells, pending, learner_cells, protected = None, list(given), [], [], []
+    headings = {}
     for index, cell in enumerate(nb.cells):
         where = f"{path.name}, cell {index + 1}"
         source = cell.source
         if cell.cell_type == "markdown" and title is None:
             heading = re.search(r"^#\s+(.+)$", source, re.M)
             title = heading.group(1).strip() if heading else None
+        if cell.cell_type == "markdown":
+            headings.update((f"ex{n}", text) for n, text in EXERCISE_HEADING.findall(source))
         learner = nbformat.from_dict({k: v for k, v in cell.items() if k not in ("outputs", "execution_count")})
         learner.metadata = {k: v for k, v in cell.metadata.items() if k in KEPT_CELL_METADATA}
         if cell.cell_type == "code":
@@ -168,7 +189,7 @@ def build_chapter(path: Path, start: dict[str, str]) -> Chapter:
     previous = {c.id: nb.cells[i - 1].id if i else None for i, c in enumerate(nb.cells)}
     for record in protected:
         record["after"] = previous[record["id"]]
-    return Chapter(path.stem, title, learner_nb, cells, protected)
+    return Chapter(path.stem, title, learner_nb, cells, protected, headings)
 
 
 def navigation(names: list[str], titles: dict[str, str], position: int, where: str):
@@ -217,14 +238,21 @@ def index_notebook(names: list[str], titles: dict[str, str]):
     return nbformat.v4.new_notebook(cells=[cell, progress_cell()], metadata=KERNEL)
 
 
-def build(
+def derive(
     solutions: Path = ROOT / "solutions",
     notebooks: Path = ROOT / "notebooks",
     checkpoints: Path = CHECKPOINTS,
-    check: bool = False,
-) -> list[str]:
-    """Build (or, with `check`, only compare) and return the files that differ."""
+    through: str | None = None,
+    withheld: frozenset[str] = frozenset(),
+) -> dict[Path, str]:
+    """Return the text of every file the build writes, by path.
+
+    `through` stops after that chapter (the later ones are left out, with their links);
+    each chapter in `withheld` gets a checkpoint without its exercises' solutions.
+    """
     paths = sorted(p for p in solutions.glob("*.ipynb") if CHAPTER.match(p.name))
+    if through is not None:
+        paths = [p for p in paths if p.stem <= through]
     if not paths:
         raise BuildError(f"no chapter notebooks (NN-topic.ipynb) in {solutions}")
     chapters, start = [], {}
@@ -248,7 +276,30 @@ def build(
             "protected": chapter.protected,
             "exercises": exercise_titles(chapter.name),
         }
+        for key, wanted_title in record["exercises"].items():  # results, dashboards and chips name it so
+            if chapter.headings.get(key) != wanted_title:
+                raise BuildError(f"{chapter.name}.ipynb: the heading of exercise {key[2:]} must read "
+                                 f"`## Exercise {key[2:]} · {wanted_title}`, its title in the chapter's module "
+                                 f"(it reads {chapter.headings.get(key)!r})")
+        if chapter.name in withheld:
+            # an exercise's starter stays (setup and NOT_ATTEMPTED need it); its solution goes, but
+            # for the exercises before one whose answer is a test: that test runs on their solutions
+            needed = needed_by_tests(chapter.name)
+            record["cells"] = [{**c, "solution": None} if c["exercise"] and c["exercise"] not in needed else c
+                               for c in chapter.cells]
+            record["withheld"] = True
         wanted[checkpoints / f"{chapter.name}.json"] = json.dumps(record, indent=1, sort_keys=True) + "\n"
+    return wanted
+
+
+def build(
+    solutions: Path = ROOT / "solutions",
+    notebooks: Path = ROOT / "notebooks",
+    checkpoints: Path = CHECKPOINTS,
+    check: bool = False,
+) -> list[str]:
+    """Build (or, with `check`, only compare) and return the files that differ."""
+    wanted = derive(solutions, notebooks, checkpoints)
     stale = [p for folder, pattern in ((notebooks, "*.ipynb"), (checkpoints, "*.json")) for p in folder.glob(pattern) if p not in wanted]
     changed = [p for p, text in wanted.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
     if not check:
@@ -260,16 +311,27 @@ def build(
     return sorted(_relative(p) for p in changed + stale)
 
 
-def exercise_titles(chapter: str) -> dict[str, str]:
-    """Each exercise's title, from the chapter's module, so dashboards need not import it."""
+def _exercises(chapter: str) -> list:
     name = module_name(chapter)
     try:
         module = importlib.import_module(name)
     except ModuleNotFoundError as error:
         if error.name != name:
             raise
-        return {}  # a chapter without checks yet (or a test's made-up one)
-    return {ex.key: ex.title for ex in module.chapter.exercises}
+        return []  # a chapter without checks yet (or a test's made-up one)
+    return module.chapter.exercises
+
+
+def exercise_titles(chapter: str) -> dict[str, str]:
+    """Each exercise's title, from the chapter's module, so dashboards need not import it."""
+    return {ex.key: ex.title for ex in _exercises(chapter)}
+
+
+def needed_by_tests(chapter: str) -> set[str]:
+    """The exercises whose solutions a later exercise of the chapter runs the learner's tests on."""
+    exercises = _exercises(chapter)
+    last = max((int(ex.number) for ex in exercises if ex.tests), default=0)
+    return {ex.key for ex in exercises if int(ex.number) < last}
 
 
 def _notebook_text(nb) -> str:

@@ -270,7 +270,7 @@ ex2 = chapter.exercise(
         "row by primary key (or gives `None`); `db.session.add(event)` plus `db.session.commit()` "
         "saves; `db.session.delete(event)` plus `db.session.commit()` deletes. Nothing is saved "
         "until `commit()`.",
-        "`events_query()` only *builds* a statement, it does not run it: `return db.select(Event).order_by(Event.id)`. "
+        "`events_query()` only *builds* a statement, it does not run it: it returns `db.select(Event)`, ordered by `Event.id`. "
         "`get_event` raises `EventNotFound(event_id)` when `db.session.get(...)` gives `None`, and the others "
         "use `get_event` to find their event. A new event has every seat free: `Event(seats_left=fields[\"capacity\"], **fields)`.",
         "In `update_event`, the seats already booked are `event.capacity - event.seats_left`. If the new capacity "
@@ -324,7 +324,7 @@ def _query(t, s):
     with dbkit.app_context(t, s.check.app):
         statement = s.services.events_query()
         t.require(t.isa(statement, sa.Select), "`events_query()` returns a statement, `db.select(Event)…`",
-                  lambda: f"it returned {show(statement)}", "Do you `return db.select(Event).order_by(Event.id)`, "
+                  lambda: f"it returned {show(statement)}", "Do you return `db.select(Event)`, ordered by `Event.id`, "
                   "without running it? The list endpoint runs it one page at a time.")
         ids = [row[0] for row in dbkit.execute(t, s.check.db, statement)]
     wanted = sorted([s.event_id, *more])

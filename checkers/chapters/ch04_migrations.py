@@ -17,7 +17,7 @@ from pathlib import Path
 
 import flask_migrate
 import sqlalchemy as sa
-from alembic import command
+from alembic import command, op
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from alembic.script import ScriptDirectory
@@ -748,10 +748,26 @@ def _empty(t, state):
               "Does `upgrade()` work when there are no venues at all?")
 
 
+def _warm_batch():
+    """What this chapter's migrations do (add a column, then change it in batch mode), on the warm-up's database."""
+    op.add_column("venues", sa.Column("warm", sa.String(length=10), nullable=True))
+    op.execute("UPDATE venues SET warm = 'warm'")
+    with op.batch_alter_table("venues") as batch_op:
+        batch_op.alter_column("warm", existing_type=sa.String(length=10), nullable=False)
+        batch_op.create_unique_constraint(batch_op.f("uq_venues_warm"), ["warm"])
+    with op.batch_alter_table("venues") as batch_op:
+        batch_op.drop_constraint(batch_op.f("uq_venues_warm"), type_="unique")
+        batch_op.drop_column("warm")
+
+
 @chapter.warm_up
 def _warm_up() -> None:
-    """Run the reference's migrations once in the check server: each forked check skips Alembic's first-use costs."""
-    files = workspace.files(chapter.name, "solution")
+    """Run the given migrations once in the check server: each forked check skips Alembic's first-use costs.
+
+    Only what the chapter gives (the exercises' starters, never their solutions), so a graded
+    edition, which holds no solutions, warms up the same way.
+    """
+    files = workspace.files(chapter.name, "starter")
     # env.py without its fileConfig(): the server's logging stays as the other chapters' checks expect it
     files["migrations/env.py"] = files["migrations/env.py"].replace("fileConfig(config.config_file_name)", "")
     with tempfile.TemporaryDirectory(prefix="tickethub-warm-up-") as folder:
@@ -759,6 +775,7 @@ def _warm_up() -> None:
         url, directory = f"sqlite:///{Path(folder) / 'warm.sqlite'}", str(Path(folder) / MIGRATIONS)
         _alembic(url, "upgrade", INITIAL, directory)
         _sql(url, _insert("venues", "id, name, city, capacity", [(1, "Warm Hall", "Leeds", 10)]))
+        _operations(_warm_batch, url)
         _alembic(url, "upgrade", "head", directory)
         _schema(url, "venues")
         _alembic(url, "downgrade", "base", directory)

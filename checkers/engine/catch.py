@@ -10,8 +10,9 @@ The chapter declares it in one call (see `declare.Exercise.tests_catch`):
 
 Its steps: the file is Python that defines a test; pytest passes it on the chapter's reference
 (every test passes, at least one runs); on each `Correct` variant too; and on each `Bug` (the
-reference with a small edit) at least one test fails. Each run is the reference project (every
-file of the chapter's solution) with the learner's files of the exercise, run on the learner's
+reference with a small edit) at least one test fails. Each run is the reference project (as the
+learner has it at this exercise: the earlier ones solved, the later ones as their starters) with
+the learner's files of the exercise, run on the learner's
 side (`Checker.pytest`), never here. A test that asserts nothing, or skips, lets every bug through.
 """
 from __future__ import annotations
@@ -82,7 +83,8 @@ def steps(exercise, path: str, bugs: list[Bug], accepts: list[Correct], hint: st
         names = t.test_functions(texts[path], path)
         t.require(names, f"a test in `{path}`: a function whose name starts with `test`",
                   "it defines no test function", NO_TEST)
-        return {**workspace.files(chapter, "solution"), **texts}  # the reference, with the learner's tests
+        # the reference as the learner has it here (the earlier exercises solved), with the learner's tests
+        return {**workspace.solved_before(chapter, key), **texts}
 
     def on_reference(t, reference):
         _passes(t, t.pytest(reference, path), path, "the reference (correct code)", hint or WRONG)

@@ -53,6 +53,7 @@ class Exercise:
         self.requires = list(requires)
         self.steps: list[StepDeclaration] = []
         self.budget = SOFT_TIMEOUT  # seconds of the learner's code this exercise's check may run
+        self.tests: str | None = None  # the file of the learner's tests, for an exercise declared by `tests_catch`
 
     @property
     def number(self) -> str:
@@ -118,6 +119,7 @@ class Exercise:
                              "none of the learner's code: declare them before any other step, with no `requires`")
         if not bugs:
             raise ValueError(f"{self.key}: without a seeded bug, a test that asserts nothing would pass")
+        self.tests = path
         for name, function in catch.steps(self, path, list(bugs), list(accepts), hint):
             self.steps.append(StepDeclaration(name, function))
         runs = 1 + len(accepts) + len(bugs)

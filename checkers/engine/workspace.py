@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import datetime
 import functools
+import hashlib
 import importlib
 import json
+import os
 import shutil
+import stat
 import sys
 from pathlib import Path
 
@@ -27,13 +30,39 @@ def chapters() -> list[str]:
     return sorted(p.stem for p in CHECKPOINTS.glob("[0-9][0-9]-*.json"))
 
 
+def withheld(chapter: str) -> bool:
+    """Is this chapter's reference solution left out of this edition of the course (`checkers release`)?"""
+    return bool(checkpoint(chapter).get("withheld"))
+
+
 def files(chapter: str, version: str) -> dict[str, str]:
     """Return the project's files after the chapter's cells: `start`, `starter` or `solution`."""
     data = checkpoint(chapter)
+    if version == "solution" and withheld(chapter):
+        raise LookupError(f"the solutions of chapter {chapter} are not in this edition of the course")
     result = dict(data["start"])
     if version != "start":
         for cell in data["cells"]:
             result[cell["path"]] = cell[version]
+    return result
+
+
+def _order(key: str) -> int:
+    return int(key.removeprefix("ex"))
+
+
+def solved_before(chapter: str, exercise: str) -> dict[str, str]:
+    """The project as a learner has it on reaching `exercise`: the earlier ones solved, it and the later ones not yet.
+
+    What an exercise whose answer is a test runs that test on (a graded edition keeps the
+    solutions it needs, and only those).
+    """
+    result = dict(checkpoint(chapter)["start"])
+    for cell in checkpoint(chapter)["cells"]:
+        solved = cell["exercise"] is None or _order(cell["exercise"]) < _order(exercise)
+        result[cell["path"]] = cell["solution" if solved else "starter"]
+        if result[cell["path"]] is None:
+            raise LookupError(f"the solution of {chapter}'s {cell['exercise']} is not in this edition of the course")
     return result
 
 
@@ -67,6 +96,33 @@ def materialise(chapter: str, root: Path) -> list[str]:
     missing = {rel: text for rel, text in wanted.items() if not (root / rel).exists()}
     write_files(root, missing)
     return sorted(missing)
+
+
+def digest(root: Path) -> str | None:
+    """A digest of what a check copies of a project (file names and contents), or None if it cannot tell.
+
+    Two equal digests mean a check sees the same project; a link or a special file (whose
+    target could change unseen) makes it None.
+    """
+    total = hashlib.sha256()
+    for folder, dirs, names in os.walk(root):
+        ignored = IGNORED(folder, dirs + names)
+        dirs[:] = sorted(d for d in dirs if d not in ignored)
+        for name in sorted(n for n in dirs + names if n not in ignored):
+            path = Path(folder, name)
+            try:
+                mode = path.lstat().st_mode
+                if stat.S_ISLNK(mode) or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                    return None
+                total.update(path.relative_to(root).as_posix().encode() + (b"/\0" if stat.S_ISDIR(mode) else b"\0"))
+                if stat.S_ISREG(mode):
+                    total.update(f"{path.stat().st_size}:".encode())
+                    with path.open("rb") as f:
+                        while chunk := f.read(1 << 20):
+                            total.update(chunk)
+            except OSError:
+                return None
+    return total.hexdigest()
 
 
 def backup(root: Path) -> Path | None:

@@ -3,8 +3,9 @@
 SUBMISSIONS holds one folder per learner (named after the learner) with any of the course's
 notebooks under their usual names. Each notebook is cleaned (canonical setup and check cells
 restored by id, nbval markers and tags stripped), copied into a private folder, and run by
-`pytest --nbval-lax` with the grade plugin (which runs every check outside the kernel), a
-kernel of our own with memory and process limits, and per-cell time limits.
+`pytest --nbval-lax` with the grade plugin (which runs every check outside the kernel, at its
+check cell and, if it did not pass there, on the notebook's final state), a kernel of our own
+with memory and process limits, and per-cell time limits.
 """
 from __future__ import annotations
 
@@ -217,13 +218,13 @@ def _run_pytest(tmp: Path, runs: Path, results: Path, jobs: int, cell_timeout: i
 
 
 def _collect(results: Path, runs: Path, chapters: list[str]) -> list[dict]:
-    checks, cells, tampered = {}, {}, {}
+    verdicts, cells, tampered = {}, {}, {}
     for path in results.glob("*.jsonl"):
         for line in path.read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
             key = (row["learner"], row["notebook"])
-            if row["kind"] == "check":
-                checks[(*key, row["exercise"])] = row
+            if row["kind"] in ("check", "final"):
+                verdicts[(*key, row["exercise"], row["kind"])] = row
             elif row["kind"] == "cell":
                 cells.setdefault(key, []).append(f"{row['cell']}: `{row['message']}`")
             else:
@@ -232,15 +233,28 @@ def _collect(results: Path, runs: Path, chapters: list[str]) -> list[dict]:
     for notebook in sorted(runs.glob("*/*.ipynb")):
         key = (notebook.parent.name, notebook.stem)
         for exercise in exercises(notebook.stem):
-            row = checks.get((*key, exercise))
+            at_cell, final = verdicts.get((*key, exercise, "check")), verdicts.get((*key, exercise, "final"))
             if key in tampered:
-                outcome, message = "TAMPERED", tampered[key]
-            elif row:
-                outcome, message = row["outcome"], row["message"]
-            else:
-                outcome, message = "ERROR", "The notebook stopped before this check could run."
-            rows.append(report.row(*key, exercise, outcome, message, cells.get(key, [])))
+                rows.append(report.row(*key, exercise, "TAMPERED", tampered[key], cells.get(key, [])))
+                continue
+            counted, other = better(at_cell, final)
+            if counted is None:
+                rows.append(report.row(*key, exercise, "ERROR", "The notebook stopped before this check could run.",
+                                       cells.get(key, [])))
+                continue
+            rows.append(report.row(*key, exercise, counted["outcome"], counted["message"], cells.get(key, []),
+                                   counted=report.AT_CELL if counted is at_cell else report.FINAL,
+                                   seed=counted.get("seed"), other=other["outcome"] if other else ""))
     return rows
+
+
+def better(at_cell: dict | None, final: dict | None) -> tuple[dict | None, dict | None]:
+    """The verdict that counts and the other one: a pass over anything, an attempt over none,
+    any verdict over none; on a tie, the one at the check cell (what the learner saw)."""
+    def standing(row):
+        return 3 if row is None else {"PASS": 0, "NOT_ATTEMPTED": 2}.get(row["outcome"], 1)
+
+    return (final, at_cell) if standing(final) < standing(at_cell) else (at_cell, final)
 
 
 def _all(learner: str, chapter: str, outcome: str, message: str) -> list[dict]:

@@ -7,12 +7,16 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
-COLUMNS = ["learner", "notebook", "exercise", "outcome", "message"]
+COLUMNS = ["learner", "notebook", "exercise", "outcome", "counted", "seed", "message"]
+# which of an exercise's two verdicts counted: at its check cell, or on the notebook's final state
+AT_CELL, FINAL = "check cell", "final state"
 
 
-def row(learner, notebook, exercise, outcome, message, notes=()) -> dict:
-    return {"learner": learner, "notebook": notebook, "exercise": exercise,
-            "outcome": outcome, "message": message, "notes": list(notes)}
+def row(learner, notebook, exercise, outcome, message, notes=(), counted="", seed=None, other="") -> dict:
+    """A gradebook row; `other` is the outcome of the verdict that did not count, if there was one."""
+    return {"learner": learner, "notebook": notebook, "exercise": exercise, "outcome": outcome,
+            "counted": counted, "seed": "" if seed is None else seed, "message": message,
+            "other": other, "notes": list(notes)}
 
 
 def read(folder: Path) -> list[dict]:
@@ -52,8 +56,18 @@ def _feedback(learner: str, rows: list[dict]) -> str:
             parts.append(f"\n## {notebook}\n")
             for note in r.get("notes", []):
                 parts.append(f"- A cell failed when your notebook ran: {note}\n")
-        parts.append(f"\n### Exercise {_number(r['exercise'])}: {r['outcome']}\n\n```text\n{r['message']}\n```\n")
+        parts.append(f"\n### Exercise {_number(r['exercise'])}: {r['outcome']}\n\n{_counted(r)}```text\n{r['message']}\n```\n")
     return "".join(parts)
+
+
+def _counted(r: dict) -> str:
+    """Which verdict counted, said to the learner (nothing for a row graded without a check)."""
+    if r.get("counted") == FINAL:
+        return (f"Counted: the check on your notebook's final state, after every cell ran "
+                f"(at its check cell it was {r.get('other') or 'not reached'}).\n\n")
+    if r.get("counted") == AT_CELL and r.get("other"):
+        return f"Counted: the check at its check cell (on your notebook's final state it was {r['other']}).\n\n"
+    return ""
 
 
 def _report(rows: list[dict], by_learner: dict) -> str:
@@ -63,8 +77,10 @@ def _report(rows: list[dict], by_learner: dict) -> str:
         counts = Counter(r["outcome"] for r in mine)
         passed = counts["PASS"]
         other = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k != "PASS")
+        late = sum(r["outcome"] == "PASS" and r.get("counted") == FINAL for r in mine)
+        passed_text = f"{passed}/{len(mine)}" + (f" ({late} on the final state)" if late else "")
         learners.append(
-            f"<tr><td>{e(learner)}</td><td>{passed}/{len(mine)}</td><td>{100 * passed / len(mine):.0f}%</td>"
+            f"<tr><td>{e(learner)}</td><td>{e(passed_text)}</td><td>{100 * passed / len(mine):.0f}%</td>"
             f"<td>{e(other)}</td><td><a href=\"feedback/{e(learner)}.md\">feedback</a></td></tr>"
         )
     exercises = defaultdict(Counter)

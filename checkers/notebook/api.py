@@ -17,6 +17,11 @@ from ..paths import GRADER, GRADING
 from . import progress
 
 
+# what a graded edition (`python -m checkers release`) says instead of a solution or the last hint
+WITHHELD = ("Not available in this edition of the course: your instructor withholds this chapter's "
+            "solutions (and its last hints, which nearly give them) until its work is graded.")
+
+
 class CheckFailed(AssertionError):
     """Raised in grading mode so that nbval counts a check that did not pass."""
 
@@ -45,9 +50,12 @@ class Exercise(declare.Exercise):
             return
         level = max(1, min(int(level), len(self.hints)))
         more = f" (of {len(self.hints)})" if len(self.hints) > 1 else ""
-        body = self.hints[level - 1]
+        withheld = workspace.withheld(self.chapter.name) and len(self.hints) > 1
+        body = WITHHELD if withheld and level == len(self.hints) else self.hints[level - 1]
         if level + 1 == len(self.hints):
-            body += f"\n\nStill stuck? `{self.key}.hint({level + 1})` is the last hint, and nearly the solution."
+            body += (f"\n\nThe last hint, `{self.key}.hint({level + 1})`, is not available in this edition."
+                     if withheld else
+                     f"\n\nStill stuck? `{self.key}.hint({level + 1})` is the last hint, and nearly the solution.")
         elif level < len(self.hints):
             body += f"\n\nStill stuck? Try `{self.key}.hint({level + 1})`."
         _show(Text(f"Hint {level}{more} for exercise {self.number}", body))
@@ -55,6 +63,9 @@ class Exercise(declare.Exercise):
     def solution(self) -> None:
         """Show the reference solution."""
         cells = workspace.exercise_files(self.chapter.name, self.key)
+        if any(c["solution"] is None for c in cells):
+            _show(Text(f"Solution to exercise {self.number}: {self.title}", WITHHELD))
+            return
         body = "\n\n".join(f"# {c['path']}\n{c['solution']}" for c in cells)
         _show(Text(f"Solution to exercise {self.number}: {self.title}", body, code=True))
 
