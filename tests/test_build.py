@@ -164,3 +164,15 @@ def test_a_withheld_chapter_keeps_its_start_and_starters_only(course):
     first_only = derive(course.root / "solutions", course.root / "nb", course.root / "cp", through="00-first")
     assert sorted(p.name for p in first_only) == ["00-first.ipynb", "00-first.json", "index.ipynb"]
     assert "01-second" not in first_only[course.root / "nb" / "00-first.ipynb"]
+
+
+def test_a_heading_that_is_not_its_exercises_title_fails_loudly(tmp_path):
+    """Results, dashboards and their links name an exercise by its module's title: must the heading read the same?"""
+    shutil.copytree(ROOT / "solutions", tmp_path / "solutions")
+    path = tmp_path / "solutions" / "03-database.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "markdown" and "## Exercise 3 · Pagination" in c.source)
+    cell.source = cell.source.replace("## Exercise 3 · Pagination", "## Exercise 3 · A pager for every list")
+    nbformat.write(nb, path)
+    with pytest.raises(BuildError, match=r"must read `## Exercise 3 · Pagination`.*'A pager for every list'"):
+        build(tmp_path / "solutions", tmp_path / "notebooks", tmp_path / "checkpoints")
