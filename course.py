@@ -12,7 +12,8 @@ Setting up means: a virtual environment in .venv/, the pinned packages of
 requirements.txt and the course's `checkers` package installed into it. It is done once
 and redone only when requirements.txt or pyproject.toml change. `test` also installs
 requirements-test.txt and requirements-site.txt and, as root on Debian, the chromium the
-browser tests drive; `site` installs requirements-site.txt.
+browser tests drive and the bubblewrap the grader's sandbox is built on; `site` installs
+requirements-site.txt.
 
 You work in my-notebooks/, your own copies of the course's notebooks (notebooks/), which git
 ignores: `lab` and `update` bring them up to date and never overwrite a notebook you changed.
@@ -91,20 +92,24 @@ def setup_site() -> None:
 
 
 def setup_tests() -> None:
-    """Install the test-only packages, and chromium where we may (root, with apt-get)."""
+    """Install the test-only packages, and Debian's chromium and bubblewrap where we may (root, apt-get)."""
     install_once(TEST_STAMP, "requirements-test.txt", "the test-only packages")
     setup_site()  # tests/test_site.py builds the website
-    if CHROMIUM.exists():
+    wanted = {"chromium": (CHROMIUM.exists(), "the browser tests"),
+              "bubblewrap": (shutil.which("bwrap") is not None, "the grader's sandbox (tests/test_grade.py)")}
+    missing = [name for name, (present, _) in wanted.items() if not present]
+    if not missing:
         return
+    uses = ", ".join(f"`{name}` for {wanted[name][1]}" for name in missing)
     if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
-        say(f"no {CHROMIUM}: the browser tests will be skipped (install Debian's `chromium` to run them)")
+        say(f"missing Debian packages: {uses}; those tests will be skipped (install them to run them)")
         return
-    say("installing Debian's chromium for the browser tests (once)")
+    say(f"installing Debian's {' and '.join(missing)} (once): {uses}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for command in (["apt-get", "update", "-qq"],
-                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]):
+                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]):
         if subprocess.run(command, env=env).returncode:
-            say("could not install chromium: the browser tests will be skipped (and fail in CI)")
+            say(f"could not install {' and '.join(missing)}: those tests will be skipped (and fail in CI)")
             return
 
 
@@ -227,8 +232,8 @@ over. Your projects and progress (my-notebooks/work/) are never touched.
 python3 course.py test [PYTEST OPTIONS...]
 
 Set up if needed (with the test-only packages, the website's packages and, as root on
-Debian, chromium), check that notebooks/ and the checkpoints are built from solutions/,
-then run the whole suite with pytest, in parallel. CI runs exactly this.
+Debian, chromium and bubblewrap), check that notebooks/ and the checkpoints are built
+from solutions/, then run the whole suite with pytest, in parallel. CI runs exactly this.
 
 Every option goes to pytest unchanged, for example:
   -k ch01               only the tests whose names match

@@ -11,7 +11,7 @@ from .authoring.build import BuildError, build as run_build
 from .authoring.execute import execute_solutions
 from .authoring.mutate import mutate as run_mutate
 from .authoring.release import ReleaseError, release as run_release
-from .grading.grade import grade as run_grade, merge as run_merge
+from .grading.grade import NOTEBOOK_TIMEOUT, grade as run_grade, merge as run_merge
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel workers (default: cores)")
     grade.add_argument("--shard", help="grade only share I of N of the learners, e.g. 2/8")
     grade.add_argument("--cell-timeout", type=int, default=60, help="seconds per cell (default: 60)")
+    grade.add_argument("--notebook-timeout", type=float, default=NOTEBOOK_TIMEOUT,
+                       help=f"seconds per notebook, all its cells and checks (default: {NOTEBOOK_TIMEOUT})")
+    grade.add_argument("--unsafe", action="store_true",
+                       help="grade even where no sandbox can be made (the gradebook says so)")
     merge = commands.add_parser("merge", help="combine the outputs of sharded grade runs")
     merge.add_argument("parts", nargs="+", type=Path)
     merge.add_argument("--out", type=Path, required=True)
@@ -73,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"release failed: {error}", file=sys.stderr)
             return 2
     if args.command == "grade":
-        return run_grade(args.submissions, args.out, args.jobs, args.shard, args.cell_timeout)
+        return run_grade(args.submissions, args.out, args.jobs, args.shard, args.cell_timeout,
+                         unsafe=args.unsafe, notebook_timeout=args.notebook_timeout)
     if args.command == "merge":
         return run_merge(args.parts, args.out)
     if args.command == "bench":

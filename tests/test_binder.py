@@ -45,8 +45,10 @@ def test_binder_runs_post_build_after_copying_the_repository(dockerfile):
 
 
 def test_binder_starts_redis_and_opens_the_index(dockerfile):
-    """Is Redis installed and started by binder/start, and does the launch link open the course index?"""
-    assert "apt-get install --yes --no-install-recommends redis-server" in dockerfile
+    """Are Redis and bubblewrap (the grader's sandbox) installed, Redis started by binder/start, and does
+    the launch link open the course index?"""
+    installs = re.search(r"apt-get install --yes --no-install-recommends ([^&\n]+)", dockerfile)
+    assert installs and {"redis-server", "bubblewrap"} <= set(installs.group(1).split())
     assert 'ENV R2D_ENTRYPOINT="${REPO_DIR}/binder/start"' in dockerfile
     assert "redis-server --daemonize yes" in (ROOT / "binder" / "start").read_text()
     links = re.findall(r"https://mybinder\.org/v2/gh/\S+?urlpath=lab/tree/(\S+?\.ipynb)", (ROOT / "README.md").read_text())

@@ -22,7 +22,7 @@ def notebook_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(checkers.notebook.progress, "_notebook_dir", None)
     monkeypatch.setattr(chapter, "root", None)
-    for name in (checkers.paths.GRADING, checkers.paths.GRADER, "TICKETHUB_GRADE_RESULTS"):
+    for name in (checkers.paths.GRADING, checkers.paths.GRADER):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(progress, "notices", [])
     yield tmp_path

@@ -60,7 +60,8 @@ def bench_grading(learners: int = 4, jobs: int | None = None) -> int:
     """Grade `learners` full-course submissions; compare with plain nbconvert, one after another.
 
     Target (COURSE.md §10): under 15 s of wall time per submission on 2 cores, and a ratio
-    against `jupyter nbconvert --execute` of the same notebooks no worse than 1.0.
+    against `jupyter nbconvert --execute` of the same notebooks no worse than 1.0. Fails unless
+    every exercise of every reference solution passes (and where the grader refuses to run).
     """
     import os
     import shutil
@@ -78,9 +79,15 @@ def bench_grading(learners: int = 4, jobs: int | None = None) -> int:
             for nb in notebooks:
                 shutil.copy(nb, folder / nb.name)
         started = time.perf_counter()
-        grade(tmp / "submissions", tmp / "out", jobs=jobs, quiet=True)
+        status = grade(tmp / "submissions", tmp / "out", jobs=jobs, quiet=True)
         graded = time.perf_counter() - started
-        passed = sum(r["outcome"] == "PASS" for r in read(tmp / "out"))
+        if status:
+            print(f"the grader did not grade (exit status {status}): nothing to time")
+            return 1
+        rows = read(tmp / "out")
+        passed = sum(r["outcome"] == "PASS" for r in rows)
+        failed = sorted({f"{r['notebook']} {r['exercise']}: {r['outcome']}" for r in rows if r["outcome"] != "PASS"})
+        sandbox = ", ".join(sorted({r.get("sandbox", "?") for r in rows}))
         started, broken = time.perf_counter(), []
         for folder in sorted((tmp / "submissions").iterdir()):
             for nb in sorted(folder.glob("*.ipynb")):
@@ -92,10 +99,13 @@ def bench_grading(learners: int = 4, jobs: int | None = None) -> int:
                 if done.returncode:
                     broken.append(f"{folder.name}/{nb.name}")
         plain = time.perf_counter() - started
-    print(f"submissions: {learners} x {len(notebooks)} notebooks, grade --jobs {jobs}, {passed} exercises passed")
+    print(f"submissions: {learners} x {len(notebooks)} notebooks, grade --jobs {jobs} (sandbox: {sandbox}), "
+          f"{passed} of {len(rows)} exercises passed")
     print(f"grade:     {graded:.1f} s in all, {graded / learners:.1f} s per submission (target < 15 s)")
     print(f"nbconvert: {plain:.1f} s in all, {plain / learners:.1f} s per submission, one after another")
     for name in broken:
         print(f"nbconvert could not execute {name}: the solutions are broken")
+    for name in failed:
+        print(f"not a PASS on the reference solution when graded: {name}")
     print(f"ratio grade / nbconvert: {graded / plain:.2f} (target <= 1.0)")
-    return 1 if broken else 0
+    return 1 if broken or failed or not rows else 0

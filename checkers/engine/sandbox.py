@@ -3,7 +3,9 @@
 The server forks the judge; the judge forks (or, without fork, spawns) the learner's
 process and keeps only its end of their channel. Both run in a process group of their own
 that the server kills at the hard time limit, whatever they do. The judge's result reaches
-the server through a pipe the learner's process never holds.
+the server through a pipe the learner's process never holds. When the grader names a
+notebook's sandbox in the request, the learner's process is forked in there instead
+(`forkserver.py`), and the judge reaches it through the sandbox's socket.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from .limits import HARD_MARGIN, SOFT_TIMEOUT
 from .outcomes import Outcome, Result
 
 _real_exit = os._exit
+SANDBOX_START = 20.0  # seconds for a graded notebook's sandbox to hand over a learner's process
 # where there is no fork (Windows), checks start new interpreters; TICKETHUB_NO_FORK=1 does the
 # same here, so the tests prove that path too
 FORK = hasattr(os, "fork") and not os.environ.get("TICKETHUB_NO_FORK")
@@ -41,9 +44,14 @@ def scratch_folder() -> str:
 
 
 def hard_timeout(request: dict | None = None) -> float:
-    """How long a whole check may take: each exercise of its chain has its own budget."""
+    """How long a whole check may take: each exercise of its chain has its own budget.
+
+    In a graded notebook's sandbox, the wait for its learner's process comes on top: the
+    sandbox may still be warming up (importing Flask and the chapter) when its first check comes.
+    """
     chain = _chapter(request["module"]).chain(request["exercise"]) if request else []
-    return (sum(ex.budget for ex in chain) if chain else SOFT_TIMEOUT) + 2 * HARD_MARGIN
+    waiting = SANDBOX_START if request and request.get("sandbox") else 0
+    return (sum(ex.budget for ex in chain) if chain else SOFT_TIMEOUT) + 2 * HARD_MARGIN + waiting
 
 
 def _chapter(module: str):
@@ -53,12 +61,21 @@ def _chapter(module: str):
 # --- the judge's process ----------------------------------------------------------------
 
 
+class SandboxGone(Exception):
+    """The notebook's sandbox did not give the judge a learner's process."""
+
+
 def judge_check(request: dict, scratch: Path) -> dict:
     """Run in the judge's process: start the learner's process, run the steps, return the result."""
     chapter = _chapter(request["module"])
     project = Path(request["project"])
     seed = request.get("seed")
-    pid, channel = start_learner(project, scratch)
+    try:
+        pid, channel, scratch = start_learner(project, scratch, request.get("sandbox"))
+    except SandboxGone as gone:
+        return Result(request["exercise"], title(request), Outcome.ERROR, message=(
+            f"The check could not start its process in your notebook's sandbox ({gone}). Did a cell stop "
+            "or kill the notebook's own processes, or start so many that no more could start?")).to_dict()
     # the seed is drawn after the learner's process exists, so it never holds a copy of it
     seed = seed if isinstance(seed, int) else secrets.randbelow(2**32)
     try:
@@ -71,8 +88,14 @@ def judge_check(request: dict, scratch: Path) -> dict:
         databases.clean_up()
 
 
-def start_learner(project: Path, scratch: Path):
-    """Fork (or spawn) the learner's process; return its pid and the judge's `Channel` to it."""
+def start_learner(project: Path, scratch: Path, sandbox: str | None = None):
+    """Fork (or spawn) the learner's process; return it, the judge's `Channel` to it and its scratch folder.
+
+    With `sandbox` (the socket of a graded notebook's sandbox, see `forkserver.py`) the process
+    is forked in there instead, with a scratch folder of its own that only it can see.
+    """
+    if sandbox:
+        return _sandboxed(project, sandbox)
     if FORK:
         mine, theirs = socket.socketpair()
         pid = os.fork()
@@ -85,15 +108,42 @@ def start_learner(project: Path, scratch: Path):
                 _real_exit(0)
         theirs.close()
         fd = mine.detach()
-        return pid, judge.Channel(fd, fd, lambda: _ended(pid))
+        return pid, judge.Channel(fd, fd, lambda: _ended(pid)), scratch
     process = subprocess.Popen([sys.executable, "-m", "checkers.engine.learner"],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     channel = judge.Channel(process.stdout.fileno(), process.stdin.fileno(), lambda: _ended_process(process))
     wire.send(process.stdin.fileno(), {"project": str(project), "scratch": str(scratch)})
-    return process, channel
+    return process, channel, scratch
+
+
+
+
+def _sandboxed(project: Path, address: str):
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        connection.settimeout(SANDBOX_START)
+        connection.connect(address)
+        connection.settimeout(None)  # the channel reads the descriptor itself, blocking
+        wire.send(connection.fileno(), {"project": str(project)})
+        if not select.select([connection], [], [], SANDBOX_START)[0]:
+            raise SandboxGone("it did not answer")
+        scratch = wire.receive(connection.fileno())["scratch"]
+        if type(scratch) is not str or not scratch.startswith("/"):
+            raise SandboxGone("it answered with no folder")
+    except (OSError, wire.WireError, KeyError) as error:
+        connection.close()
+        raise SandboxGone("it did not answer" if isinstance(error, (OSError, wire.WireError)) else "a bad answer") from None
+    except SandboxGone:
+        connection.close()
+        raise
+    fd = connection.fileno()
+    return connection, judge.Channel(fd, fd), Path(scratch)
 
 
 def stop_learner(pid) -> None:
+    if isinstance(pid, socket.socket):  # in a sandbox: closing the channel ends the learner's process
+        pid.close()
+        return
     if isinstance(pid, subprocess.Popen):
         pid.kill()
         pid.wait()

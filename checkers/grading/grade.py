@@ -2,14 +2,18 @@
 
 SUBMISSIONS holds one folder per learner (named after the learner) with any of the course's
 notebooks under their usual names. Each notebook is cleaned (canonical setup and check cells
-restored by id, nbval markers and tags stripped), copied into a private folder, and run by
+restored by id, nbval markers and tags stripped), copied into a folder of its own, and run by
 `pytest --nbval-lax` with the grade plugin (which runs every check outside the kernel, at its
 check cell and, if it did not pass there, on the notebook's final state), a kernel of our own
-with memory and process limits, and per-cell time limits.
+in a sandbox of its own (`isolation.py`) with memory, process and CPU limits, per-cell time
+limits and a time budget per notebook. Without a sandbox (`--unsafe`) the gradebook says so.
+The installed package is verified before and after the run.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
+import importlib.metadata
 import json
 import os
 import re
@@ -24,7 +28,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import report
+from . import isolation, report
 
 from ..engine import workspace
 from ..paths import PACKAGE
@@ -35,6 +39,8 @@ NBVAL_TAGS = {"nbval-ignore-output", "nbval-check-output", "nbval-raises-excepti
               "raises-exception", "pytest-validate-ignore-output", "skip-execution"}
 RUN_MARK = GRADER  # also marks every process of a run, so leftovers can be found
 KERNEL = "tickethub-grader"
+DISTRIBUTION = "tickethub-checkers"  # pyproject.toml's name for the package
+NOTEBOOK_TIMEOUT = 120  # seconds a whole notebook may take (a course notebook takes a few)
 
 
 def sanitize(nb: nbformat.NotebookNode, chapter: str) -> nbformat.NotebookNode:
@@ -65,6 +71,7 @@ def sanitize(nb: nbformat.NotebookNode, chapter: str) -> nbformat.NotebookNode:
 
 
 MAX_NOTEBOOK = 16 << 20  # bytes; a course notebook with its outputs is well under 1 MiB
+MAX_CODE = 2 << 20  # bytes of cells once outputs are dropped: what every worker holds while it runs
 
 
 def refusal(source: Path, chapter: str) -> str | None:
@@ -101,26 +108,16 @@ def select_shard(learners: list[str], shard: str | None) -> list[str]:
             if int(hashlib.sha256(name.encode()).hexdigest(), 16) % count == index - 1]
 
 
-def kernelspec(folder: Path, readonly: list[Path]) -> None:
-    """Write the grader's kernelspec: our limits, and course code read-only where possible."""
-    argv = [sys.executable, "-m", "checkers.grading.kernel", "-f", "{connection_file}"]
-    if readonly and _can_unshare():
-        script = " && ".join(f'mount --bind -o ro "${i}" "${i}"' for i in range(1, len(readonly) + 1))
-        argv = ["unshare", "-m", "sh", "-c", f'{script} && shift {len(readonly)} && exec "$@"',
-                KERNEL, *map(str, readonly), *argv]
+def kernelspec(folder: Path, sandboxed: bool) -> None:
+    """Write the grader's kernelspec: our limits, and (with the sandbox) its kernel provisioner."""
+    spec = {"argv": [sys.executable, "-m", "checkers.grading.kernel", "-f", "{connection_file}"],
+            "display_name": "TicketHub grader", "language": "python",
+            "interrupt_mode": "message"}  # a signal would stop at the sandbox's edge; a message reaches the kernel
+    if sandboxed:
+        spec["metadata"] = {"kernel_provisioner": {"provisioner_name": isolation.PROVISIONER}}
     target = folder / "kernels" / KERNEL
     target.mkdir(parents=True, exist_ok=True)
-    spec = {"argv": argv, "display_name": "TicketHub grader", "language": "python"}
     (target / "kernel.json").write_text(json.dumps(spec, indent=1))
-
-
-def _can_unshare() -> bool:
-    try:
-        probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount --bind -o ro / / 2>/dev/null || mount --bind / /"],
-                               capture_output=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return probe.returncode == 0
 
 
 def kill_strays(mark: str) -> int:
@@ -136,18 +133,58 @@ def kill_strays(mark: str) -> int:
     return killed
 
 
-def grade(submissions: Path, out: Path, jobs: int, shard: str | None = None,
-          cell_timeout: int = 60, quiet: bool = False) -> int:
+def installed_files(root: Path | None = None) -> dict[str, str]:
+    """The sha256 of every file of the installed `checkers` package (bytecode aside), by path."""
+    root = root or PACKAGE
+    return {p.relative_to(root.parent).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+
+
+def unlike_record(files: dict[str, str], root: Path | None = None) -> list[str] | None:
+    """The package's files that differ from what pip installed (its RECORD), or None when the
+    RECORD does not list them (an editable install: then the start of the run is the reference)."""
+    root = root or PACKAGE
+    try:
+        dist = importlib.metadata.distribution(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    recorded = {}
+    for entry in dist.files or []:
+        name = entry.as_posix()
+        if name.startswith(root.name + "/") and entry.hash and entry.hash.mode == "sha256":
+            recorded[name] = entry.hash.value
+    if not recorded or Path(dist.locate_file(f"{root.name}/__init__.py")).resolve() != (root / "__init__.py").resolve():
+        return None
+    found = {name: base64.urlsafe_b64encode(bytes.fromhex(digest)).rstrip(b"=").decode() for name, digest in files.items()}
+    return sorted(name for name in recorded.keys() | found.keys() if recorded.get(name) != found.get(name))
+
+
+def grade(submissions: Path, out: Path, jobs: int, shard: str | None = None, cell_timeout: int = 60,
+          quiet: bool = False, unsafe: bool = False, notebook_timeout: float = NOTEBOOK_TIMEOUT) -> int:
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    if not unsafe:
+        why = isolation.unavailable()
+        if why:
+            print(f"grade: no sandbox can be made here: {why}.\n"
+                  "Refusing to grade: without it a submission could read and change other learners' work, the "
+                  "course's code and this machine. Pass --unsafe to grade anyway (the gradebook will say so).",
+                  file=sys.stderr)
+            return 2
+    before = installed_files()
+    unlike = unlike_record(before)
+    if unlike:
+        print(f"grade: the installed `checkers` package is not what was installed ({', '.join(unlike[:5])}"
+              f"{' and more' if len(unlike) > 5 else ''} differ from its RECORD). Reinstall it before grading.",
+              file=sys.stderr)
+        return 2
     learners = select_shard(sorted(d.name for d in submissions.iterdir() if d.is_dir()), shard)
     chapters = workspace.chapters()
     rows: list[dict] = []
     mark = uuid.uuid4().hex
-    with tempfile.TemporaryDirectory(prefix="tickethub-grade-") as tmp:
+    graded: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="tickethub-grade-", dir=_run_parent()) as tmp:
         tmp = Path(tmp)
-        runs, results = tmp / "submissions", tmp / "results"
-        results.mkdir()
-        queued = 0
+        runs = tmp / "submissions"
         for learner in learners:
             for chapter in chapters:
                 source = submissions / learner / f"{chapter}.ipynb"
@@ -161,32 +198,54 @@ def grade(submissions: Path, out: Path, jobs: int, shard: str | None = None,
                     rows += _all(learner, chapter, "MISSING",
                                  f"`{chapter}.ipynb` could not be read as a notebook ({type(error).__name__}).")
                     continue
-                nb = sanitize(submitted, chapter)
-                folder = runs / learner
-                folder.mkdir(parents=True, exist_ok=True)
-                folder.chmod(0o700)
-                nbformat.write(nb, folder / f"{chapter}.ipynb")
-                queued += 1
-        say(f"grading {queued} notebooks from {len(learners)} learners with {jobs} worker(s)")
-        if queued:
-            _run_pytest(tmp, runs, results, jobs, cell_timeout, mark, quiet)
+                text = nbformat.writes(sanitize(submitted, chapter))
+                del submitted
+                if len(text.encode()) > MAX_CODE:
+                    rows += _all(learner, chapter, "MISSING", f"The cells of `{chapter}.ipynb` hold more than "
+                                 f"{MAX_CODE >> 20} MiB of code and text, so it was not run.")
+                    continue
+                folder = runs / learner / chapter  # a folder per notebook: its sandbox's whole world
+                folder.mkdir(parents=True)
+                (folder / f"{chapter}.ipynb").write_text(text, encoding="utf-8")
+                graded.append((learner, chapter))
+        sandbox = "none (--unsafe)" if unsafe else "bwrap"
+        say(f"grading {len(graded)} notebooks from {len(learners)} learners with {jobs} worker(s), "
+            + ("WITHOUT a sandbox (--unsafe)" if unsafe else "one sandbox per notebook"))
+        found: list[dict] = []
+        if graded:
+            found = _run_pytest(tmp, runs, jobs, cell_timeout, notebook_timeout, mark, quiet, sandboxed=not unsafe)
         killed = kill_strays(mark)
         if killed:
             say(f"stopped {killed} process(es) left behind by submissions")
-        rows += _collect(results, runs, chapters)
-    report.write(out, rows)
+        rows += _collect(found, graded)
+    after = installed_files()
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    if changed:
+        print(f"grade: the installed `checkers` package changed during the run ({', '.join(changed[:5])}"
+              f"{' and more' if len(changed) > 5 else ''}). Its marks cannot be trusted, so no gradebook was written; "
+              "reinstall the package and grade again.", file=sys.stderr)
+        return 3
+    report.write(out, [{**r, "sandbox": sandbox} for r in rows])
     passed = sum(r["outcome"] == "PASS" for r in rows)
     say(f"{passed}/{len(rows)} exercises passed; gradebook: {out / 'grades.csv'}, report: {out / 'report.html'}")
     return 0
 
 
-def _run_pytest(tmp: Path, runs: Path, results: Path, jobs: int, cell_timeout: int, mark: str, quiet: bool):
+def _run_parent() -> str:
+    """Where the run's folder goes: the temporary folder, unless its path is too long for the
+    sockets made in it (a Unix socket's path has at most 107 bytes)."""
+    parent = tempfile.gettempdir()
+    return parent if len(parent) <= 60 or not os.path.isdir("/tmp") else "/tmp"
+
+
+def _run_pytest(tmp: Path, runs: Path, jobs: int, cell_timeout: int, budget: float, mark: str, quiet: bool,
+                sandboxed: bool) -> list[dict]:
+    """Run the notebooks under pytest; return the rows its controller wrote, from its reports."""
     # the run imports a frozen copy of the course's code: what submissions could reach is
-    # checked (and restored) there, and the installed package is never touched
-    package = PACKAGE
+    # checked (and restored) there; the installed package is checked before and after the run
     frozen = tmp / "lib"
-    shutil.copytree(package, frozen / "checkers", ignore=shutil.ignore_patterns("__pycache__"))
-    kernelspec(tmp / "jupyter", [frozen, package, Path(sys.prefix)])
+    shutil.copytree(PACKAGE, frozen / "checkers", ignore=shutil.ignore_patterns("__pycache__"))
+    kernelspec(tmp / "jupyter", sandboxed)
     (tmp / "pytest.ini").write_text("[pytest]\n")
     scratch = tmp / "scratch"
     scratch.mkdir()
@@ -195,54 +254,72 @@ def _run_pytest(tmp: Path, runs: Path, results: Path, jobs: int, cell_timeout: i
         "PYTHONPATH": os.pathsep.join(filter(None, [str(frozen), os.environ.get("PYTHONPATH")])),
         "JUPYTER_PATH": str(tmp / "jupyter"),
         "IPYTHONDIR": str(tmp / "ipython"),
-        "TICKETHUB_GRADE_RESULTS": str(results),
         RUN_MARK: mark,
-        "TICKETHUB_SCRATCH": str(scratch),  # checks' folders too stay inside this run's folder
+        "TICKETHUB_SCRATCH": str(scratch),  # the judges' folders too stay inside this run's folder
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     env.pop("TICKETHUB_GRADING", None)  # verdicts come from the plugin, not the kernel
+    if sandboxed:
+        env.pop("DATABASE_URL", None)  # a sandbox has no network: its checks use SQLite
+    results = tempfile.TemporaryFile("w+", encoding="utf-8")  # no path: only pytest's controller holds it
     command = [
         sys.executable, "-m", "pytest", str(runs), "-c", str(tmp / "pytest.ini"), "--rootdir", str(tmp),
         "-p", "checkers.grading.plugin", "-p", "no:cacheprovider", "--nbval-lax",
         "--nbval-kernel-name", KERNEL, f"--nbval-cell-timeout={cell_timeout}", "-q", "--no-header",
         "-o", "console_output_style=progress", "--tb=no", "-rN",
         "-o", "norecursedirs=",  # every folder is a learner's, even one named `build`, `venv` or `.ada`
+        "--tickethub-run", str(tmp), f"--tickethub-budget={budget}", f"--tickethub-cell-timeout={cell_timeout}",
+        f"--tickethub-results-fd={results.fileno()}",
     ]
+    if sandboxed:
+        command.append("--tickethub-sandbox")
     if jobs > 1:
         command += ["-n", str(jobs), "--dist", "loadscope"]
-    done = subprocess.run(command, cwd=tmp, env=env, stdout=subprocess.DEVNULL if quiet else None)
-    if done.returncode not in (0, 1):  # 1 only means that some cells failed
-        # what was graded stands; every check that never ran is reported as such, learner by learner
-        print(f"warning: pytest ended with exit status {done.returncode}; checks it did not reach are reported "
-              "as not run", file=sys.stderr)
-
-
-def _collect(results: Path, runs: Path, chapters: list[str]) -> list[dict]:
-    verdicts, cells, tampered = {}, {}, {}
-    for path in results.glob("*.jsonl"):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            key = (row["learner"], row["notebook"])
-            if row["kind"] in ("check", "final"):
-                verdicts[(*key, row["exercise"], row["kind"])] = row
-            elif row["kind"] == "cell":
-                cells.setdefault(key, []).append(f"{row['cell']}: `{row['message']}`")
-            else:
-                tampered[key] = row["message"]
+    with results:
+        done = subprocess.run(command, cwd=tmp, env=env, stdout=subprocess.DEVNULL if quiet else None,
+                              pass_fds=(results.fileno(),))
+        if done.returncode not in (0, 1):  # 1 only means that some cells failed
+            # what was graded stands; every check that never ran is reported as such, learner by learner
+            print(f"warning: pytest ended with exit status {done.returncode}; checks it did not reach are reported "
+                  "as not run", file=sys.stderr)
+        results.seek(0)
+        lines = results.read().splitlines()
     rows = []
-    for notebook in sorted(runs.glob("*/*.ipynb")):
-        key = (notebook.parent.name, notebook.stem)
-        for exercise in exercises(notebook.stem):
-            at_cell, final = verdicts.get((*key, exercise, "check")), verdicts.get((*key, exercise, "final"))
+    for line in lines:
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut short by a controller that died
+    return rows
+
+
+def _collect(found: list[dict], graded: list[tuple[str, str]]) -> list[dict]:
+    verdicts, cells, stopped, tampered = {}, {}, {}, {}
+    for row in found:  # a row may come more than once (each report of a test carries its rows so far)
+        key, kind = (row.get("learner"), row.get("notebook")), row.get("kind")
+        if kind in ("check", "final"):
+            verdicts[(*key, row["exercise"], kind)] = row
+        elif kind == "cell":
+            cells.setdefault(key, {})[row["cell"]] = f"{row['cell']}: `{row['message']}`"
+        elif kind == "budget":
+            stopped[key] = row["message"]
+        elif kind == "tampered":
+            tampered[key] = row["message"]
+    rows = []
+    for key in graded:
+        notes = list(cells.get(key, {}).values())
+        for exercise in exercises(key[1]):
             if key in tampered:
-                rows.append(report.row(*key, exercise, "TAMPERED", tampered[key], cells.get(key, [])))
+                rows.append(report.row(*key, exercise, "TAMPERED", tampered[key], notes))
                 continue
+            at_cell, final = verdicts.get((*key, exercise, "check")), verdicts.get((*key, exercise, "final"))
             counted, other = better(at_cell, final)
             if counted is None:
-                rows.append(report.row(*key, exercise, "ERROR", "The notebook stopped before this check could run.",
-                                       cells.get(key, [])))
+                outcome, message = ("TIMEOUT", stopped[key]) if key in stopped else (
+                    "ERROR", "The notebook stopped before this check could run.")
+                rows.append(report.row(*key, exercise, outcome, message, notes))
                 continue
-            rows.append(report.row(*key, exercise, counted["outcome"], counted["message"], cells.get(key, []),
+            rows.append(report.row(*key, exercise, counted["outcome"], counted["message"], notes,
                                    counted=report.AT_CELL if counted is at_cell else report.FINAL,
                                    seed=counted.get("seed"), other=other["outcome"] if other else ""))
     return rows

@@ -6,12 +6,19 @@ it runs the exercise's check itself, through its own check server, on the files 
 notebook has written so far, and that result decides the cell. After the notebook's last
 cell, every exercise that did not pass at its check cell is checked once more, on the
 notebook's final state (a fix written below the check, a check cell moved above its code),
-unless its project is still as it was there:
-the better verdict counts (see `grade._collect`). Each check's seed comes from the notebook
-and the exercise, so the same notebook always gets the same marks. It also
-restarts a kernel that died (and re-runs the setup cell) so one crash costs only the
-exercise it happened in, and it checks after each notebook that the course's own code
-was not modified.
+unless its project is still as it was there: the better verdict counts (see
+`grade._collect`). Each check's seed comes from the notebook and the exercise, so the same
+notebook always gets the same marks. With the sandbox on, each notebook's kernel runs in a sandbox of its own (`isolation.py`), and so do
+the learner's processes of its checks; the judges stay here, outside.
+
+Each notebook has a time budget: when it is used up the notebook is stopped, and the
+checks it did not reach are reported as such. The plugin also restarts a kernel that died
+(and re-runs the setup cell) so one crash costs only the exercise it happened in, and it
+checks after each notebook that the course's own code was not modified.
+
+Results travel only in pytest's own reports (each test's `user_properties`), which pytest-xdist
+brings from the workers to the controller; there, and only there, they are written to the
+descriptor `checkers grade` handed to that one process. No kernel can see either.
 """
 from __future__ import annotations
 
@@ -19,9 +26,13 @@ import hashlib
 import json
 import os
 import re
+import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from . import isolation
 
 from ..engine import server
 
@@ -29,29 +40,61 @@ from ..engine import workspace
 from ..paths import PACKAGE
 from ..engine.outcomes import Outcome
 
-RESULTS = "TICKETHUB_GRADE_RESULTS"
+PROPERTY = "tickethub-grade"  # the name of the plugin's rows in a report's user_properties
 
 
 class CheckNotPassed(AssertionError):
     """The externally run check did not pass."""
 
 
+def pytest_addoption(parser):
+    group = parser.getgroup("tickethub-grade", "set by `python -m checkers grade`")
+    group.addoption("--tickethub-run", help="the run's private folder (turns grading on)")
+    group.addoption("--tickethub-sandbox", action="store_true", help="one bubblewrap sandbox per notebook")
+    group.addoption("--tickethub-budget", type=float, default=120.0, help="seconds per notebook")
+    group.addoption("--tickethub-cell-timeout", type=float, default=60.0, help="seconds per cell")
+    group.addoption("--tickethub-results-fd", type=int, help="where the controller writes the rows")
+
+
+class Notebook:
+    """A notebook's time budget, counted from its first cell (its kernel's start included)."""
+
+    def __init__(self, budget: float):
+        self.budget, self.started, self.over = budget, time.monotonic(), False
+
+    def left(self) -> float:
+        return self.budget - (time.monotonic() - self.started)
+
+
 class Grader:
-    def __init__(self, results: Path):
+    def __init__(self, config):
+        self.budget = config.option.tickethub_budget
+        self.cell_timeout = config.option.tickethub_cell_timeout
+        self.notebooks: dict[Path, Notebook] = {}
         self.client = server.Client()
         self.client.start()
         self.package = package_files()
-        self.out = (results / f"worker-{os.getpid()}.jsonl").open("a", encoding="utf-8")
         # by notebook: each exercise checked at its check cell, whether it passed, and the project's digest then
         self.checked: dict[str, dict[str, tuple[bool, str | None]]] = {}
         self.digests: dict[str, bytes] = {}  # by notebook: its bytes' digest before its first cell ran
 
-    def record(self, **row) -> None:
-        self.out.write(json.dumps(row) + "\n")
-        self.out.flush()
-
     def close(self) -> None:
         self.client.stop()
+
+
+class Collector:
+    """The controller's side: every row of every report, one JSON line each, to one descriptor."""
+
+    def __init__(self, fd: int):
+        self.out = os.fdopen(fd, "w", encoding="utf-8")
+
+    def pytest_runtest_logreport(self, report):
+        for name, row in getattr(report, "user_properties", ()):
+            if name == PROPERTY:
+                self.out.write(json.dumps(row) + "\n")
+        self.out.flush()
+
+    def pytest_unconfigure(self, config):
         self.out.close()
 
 
@@ -66,8 +109,28 @@ def package_files() -> dict[Path, bytes]:
 
 def pytest_configure(config):
     global _grader
-    if os.environ.get(RESULTS):
-        _grader = Grader(Path(os.environ[RESULTS]))
+    if not config.getoption("tickethub_run", None):
+        return
+    worker = hasattr(config, "workerinput")
+    if not worker and config.option.tickethub_results_fd is not None:
+        config.pluginmanager.register(Collector(config.option.tickethub_results_fd), "tickethub-collector")
+    if worker or not getattr(config.option, "numprocesses", None):  # this process runs notebooks
+        if config.option.tickethub_sandbox:
+            isolation.configure(sandbox_settings(Path(config.option.tickethub_run), config.option.tickethub_budget))
+        _grader = Grader(config)
+
+
+def sandbox_settings(run: Path, budget: float) -> isolation.Settings:
+    """What every sandbox of this run sees: the Python environment, the course's code (the run's
+    frozen copy, which this process imports too), an environment of its own, and its CPU time."""
+    lib = str(PACKAGE.parent)
+    env = {
+        "PATH": os.pathsep.join([os.path.join(sys.prefix, "bin"), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONPATH": lib, "PYTHONDONTWRITEBYTECODE": "1",
+        "IPYTHONDIR": "/tmp/ipython", "JUPYTER_RUNTIME_DIR": "/tmp/jupyter",
+    }  # and no TICKETHUB_* setting: what the learner's code can read of its environment is a learner's
+    return isolation.Settings(run=run, readonly=[Path(lib), *isolation.python_paths()], env=env,
+                              cpu_seconds=int(budget) + 10)
 
 
 def pytest_unconfigure(config):
@@ -76,23 +139,65 @@ def pytest_unconfigure(config):
 
 
 def where(item) -> tuple[str, str, dict] | None:
-    """Return (learner, chapter, protected cell) for a graded notebook cell, else None."""
+    """Return (learner, chapter, protected cell) for a graded notebook cell, else None.
+
+    Each notebook is graded in a folder of its own: `<learner>/<chapter>/<chapter>.ipynb`.
+    """
     cell = getattr(item, "cell", None)
     if cell is None:
         return None
     path = Path(item.parent.path)
     chapter = path.stem
     protected = {p["id"]: p for p in workspace.checkpoint(chapter)["protected"]}
-    return path.parent.name, chapter, protected.get(cell.get("id"))
+    return path.parent.parent.name, chapter, protected.get(cell.get("id"))
+
+
+def record(item, **row) -> None:
+    """Add a row to this test's report: the only way results leave this process."""
+    item.user_properties.append((PROPERTY, row))
+
+
+def _notebook(item) -> Notebook:
+    path = Path(item.parent.path)
+    if path not in _grader.notebooks:
+        _grader.notebooks[path] = Notebook(_grader.budget)
+    return _grader.notebooks[path]
+
+
+def _stop(notebook) -> None:
+    kernel = getattr(notebook, "kernel", None)
+    if kernel is not None and hasattr(kernel, "km"):
+        try:
+            kernel.stop()
+        except Exception:  # noqa: BLE001 — stopping is all we want; a dead kernel is stopped already
+            pass
+
+
+def _over_budget(item, state: Notebook) -> None:
+    if state.over:
+        return
+    state.over = True
+    learner, chapter, _ = where(item)
+    record(item, kind="budget", learner=learner, notebook=chapter, message=(
+        f"The notebook did not finish within its time budget of {state.budget:g} seconds, so it was stopped "
+        f"at code cell {item.cell_num + 1}; the checks after that point did not run. Is there a cell that "
+        "waits or loops for a long time?"))
+    _stop(item.parent)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    """Bring back a kernel that died in an earlier cell, set up as the chapter's first cell does."""
+    """Keep to the notebook's budget; bring back a kernel that died in an earlier cell."""
     if _grader is None or getattr(item, "cell", None) is None:
         return
+    _digest(Path(item.parent.path))
+    state = _notebook(item)
+    if state.over or state.left() <= 0:
+        _over_budget(item, state)
+        pytest.skip("the notebook's time budget is used up")
+    # nbval reads the cell timeout when the cell runs: no cell may outlast the budget
+    item.config.option.nbval_cell_timeout = max(1, min(_grader.cell_timeout, state.left()))
     notebook = item.parent
-    _digest(Path(notebook.path))
     kernel = getattr(notebook, "kernel", None)
     if kernel is None or kernel.is_alive():
         return
@@ -110,7 +215,7 @@ def pytest_runtest_setup(item):
     chapter = Path(notebook.path).stem
     setup = next(p for p in workspace.checkpoint(chapter)["protected"] if p["exercise"] is None)
     msg_id = notebook.kernel.execute_cell_input(setup["source"], allow_stdin=False)
-    notebook.kernel.await_reply(msg_id, timeout=60)
+    notebook.kernel.await_reply(msg_id, timeout=max(1, min(60, state.left())))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -122,20 +227,25 @@ def pytest_runtest_call(item):
         except BaseException as error:
             if located:
                 learner, chapter, _ = located
-                _grader.record(kind="cell", learner=learner, notebook=chapter,
-                               cell=f"code cell {item.cell_num + 1} (id {item.cell.get('id')})",
-                               message=_first_line(error))
+                record(item, kind="cell", learner=learner, notebook=chapter,
+                       cell=f"code cell {item.cell_num + 1} (id {item.cell.get('id')})", message=_first_line(error))
             raise
+        finally:
+            if located and _notebook(item).left() <= 0:
+                _over_budget(item, _notebook(item))
     learner, chapter, cell = located
     try:
         yield
     except BaseException:  # noqa: BLE001 — what the kernel says about a check is not trusted
         pass
+    if _notebook(item).left() <= 0:
+        _over_budget(item, _notebook(item))
+        raise CheckNotPassed("the notebook's time budget was used up")
     exercise = cell["exercise"]
     seen = workspace.digest(_project(item, chapter))  # before the check: it is what the check sees
     result = _check(item, chapter, exercise)
-    _grader.record(kind="check", learner=learner, notebook=chapter, exercise=exercise,
-                   outcome=result.outcome.value, message=result.text(), seed=result.seed)
+    record(item, kind="check", learner=learner, notebook=chapter, exercise=exercise,
+           outcome=result.outcome.value, message=result.text(), seed=result.seed)
     _grader.checked.setdefault(str(item.parent.path), {})[exercise] = (result.outcome is Outcome.PASS, seen)
     if result.outcome is not Outcome.PASS:
         raise CheckNotPassed(result.text())
@@ -146,9 +256,12 @@ def _project(item, chapter: str) -> Path:
 
 
 def _check(item, chapter: str, exercise: str):
-    """Run an exercise's check on the notebook's project as it is now, with the notebook's seed for it."""
+    """Run an exercise's check on the notebook's project as it is now, with the notebook's seed for it
+    (and its learner's process in the notebook's sandbox, if there is one)."""
+    folder = Path(item.parent.path).parent
+    address = isolation.sandbox(folder).address if isolation.enabled() else None
     return _grader.client.run(workspace.module_name(chapter), exercise, _project(item, chapter),
-                              seed=seed(Path(item.parent.path), exercise))
+                              seed=seed(Path(item.parent.path), exercise), sandbox_socket=address)
 
 
 def seed(notebook: Path, exercise: str) -> int:
@@ -168,30 +281,41 @@ def final_state(item) -> None:
     """Check, on the notebook's final state, each exercise that did not pass at its check cell.
 
     Where the project is as it was at that check cell, the check would see the same files with
-    the same seed: its verdict there stands, and the check is not run again.
+    the same seed: its verdict there stands, and the check is not run again. A notebook stopped
+    for its time budget has no final state: what it reached stands.
     """
     located = where(item)
-    if not located:
+    if not located or _notebook(item).over:
         return
     learner, chapter, _ = located
     checked = _grader.checked.pop(str(item.parent.path), {})
     now = workspace.digest(_project(item, chapter))
-    for exercise in (record["exercise"] for record in workspace.checkpoint(chapter)["protected"]):
+    for exercise in (p["exercise"] for p in workspace.checkpoint(chapter)["protected"]):
         passed, then = checked.get(exercise, (False, None))
         if exercise and not passed and (then is None or then != now):
+            if _notebook(item).left() <= 0:  # the verdicts at the check cells stand
+                return
             result = _check(item, chapter, exercise)
-            _grader.record(kind="final", learner=learner, notebook=chapter, exercise=exercise,
-                           outcome=result.outcome.value, message=result.text(), seed=result.seed)
+            record(item, kind="final", learner=learner, notebook=chapter, exercise=exercise,
+                   outcome=result.outcome.value, message=result.text(), seed=result.seed)
 
 
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item, nextitem):
-    """After a notebook's last cell, make sure the course's code is as it was, then grade its final state."""
-    if _grader is None or getattr(item, "cell", None) is None:
-        return
-    if nextitem is not None and getattr(nextitem, "parent", None) is item.parent:
-        return
-    restored(item)  # first: the final state is checked with the course's own code
-    final_state(item)
+    """After a notebook's last cell: its final state is graded (while its kernel, and so its
+    sandbox, still runs), then, once the kernel has ended, its sandbox goes; before each, the
+    course's code must be as it was."""
+    last = (_grader is not None and getattr(item, "cell", None) is not None
+            and (nextitem is None or getattr(nextitem, "parent", None) is not item.parent))
+    if last:
+        restored(item)  # first: the final state is checked with the course's own code
+        final_state(item)
+    result = yield
+    if last:
+        restored(item)  # what the kernel did as it ended
+        if isolation.enabled():
+            isolation.close(Path(item.parent.path).parent)
+    return result
 
 
 def restored(item) -> None:
@@ -207,8 +331,8 @@ def restored(item) -> None:
             path.write_bytes(data)
     located = where(item)
     if located:
-        _grader.record(kind="tampered", learner=located[0], notebook=located[1],
-                       message="The notebook changed the course's own code (the `checkers` package).")
+        record(item, kind="tampered", learner=located[0], notebook=located[1],
+               message="The notebook changed the course's own code (the `checkers` package).")
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

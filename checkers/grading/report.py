@@ -7,9 +7,10 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
-COLUMNS = ["learner", "notebook", "exercise", "outcome", "counted", "seed", "message"]
+COLUMNS = ["learner", "notebook", "exercise", "outcome", "counted", "seed", "message", "sandbox"]
 # which of an exercise's two verdicts counted: at its check cell, or on the notebook's final state
 AT_CELL, FINAL = "check cell", "final state"
+SANDBOXED = "bwrap"  # the `sandbox` of a row graded in a sandbox of its own; anything else says why not
 
 
 def row(learner, notebook, exercise, outcome, message, notes=(), counted="", seed=None, other="") -> dict:
@@ -17,6 +18,11 @@ def row(learner, notebook, exercise, outcome, message, notes=(), counted="", see
     return {"learner": learner, "notebook": notebook, "exercise": exercise, "outcome": outcome,
             "counted": counted, "seed": "" if seed is None else seed, "message": message,
             "other": other, "notes": list(notes)}
+
+
+def unsafe(rows: list[dict]) -> bool:
+    """Was any of these rows graded without a sandbox (`grade --unsafe`)?"""
+    return any(r.get("sandbox", SANDBOXED) != SANDBOXED for r in rows)
 
 
 def read(folder: Path) -> list[dict]:
@@ -49,6 +55,8 @@ def _number(exercise: str) -> int:
 def _feedback(learner: str, rows: list[dict]) -> str:
     passed = sum(r["outcome"] == "PASS" for r in rows)
     parts = [f"# Feedback for {learner}\n\n{passed} of {len(rows)} exercises pass.\n"]
+    if unsafe(rows):
+        parts.append("\nGraded without a sandbox (`grade --unsafe`).\n")
     notebook = None
     for r in rows:
         if r["notebook"] != notebook:
@@ -100,10 +108,19 @@ def _report(rows: list[dict], by_learner: dict) -> str:
         "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>TicketHub gradebook</title>"
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
         "td,th{border:1px solid #999;padding:4px 8px;text-align:left}</style>"
-        f"<h1>TicketHub gradebook</h1><p>{len(by_learner)} learners, {len(rows)} graded exercises, "
+        f"<h1>TicketHub gradebook</h1>{_sandbox_note(rows)}<p>{len(by_learner)} learners, {len(rows)} graded exercises, "
         f"{sum(r['outcome'] == 'PASS' for r in rows)} passed.</p>"
         "<h2>Learners</h2><table><tr><th>learner</th><th>passed</th><th>score</th><th>other outcomes</th>"
         f"<th></th></tr>{''.join(learners)}</table>"
         "<h2>Exercises, hardest first</h2><table><tr><th>notebook</th><th>exercise</th><th>pass rate</th>"
         f"<th></th><th>outcomes</th></tr>{''.join(struggles)}</table></html>\n"
     )
+
+
+def _sandbox_note(rows: list[dict]) -> str:
+    if not unsafe(rows):
+        return "<p>Each notebook was graded in a sandbox of its own (bubblewrap).</p>"
+    count = sum(r.get("sandbox", SANDBOXED) != SANDBOXED for r in rows)
+    return ("<p style=\"background:#c0392b;color:#fff;padding:6px\"><strong>Graded with --unsafe</strong>: "
+            f"{count} of {len(rows)} rows were graded without a sandbox, where a submission could read and change "
+            "other learners' work, the course's code and the machine. Do not trust them for assessed work.</p>")
