@@ -16,7 +16,7 @@ from werkzeug.exceptions import default_exceptions
 
 from ..engine.judge import show, strictly_equal
 from ..engine.learner import probe
-from ..notebook.api import Chapter
+from ..notebook.api import Bug, Chapter, Correct
 from . import dbkit
 from .kit import app_from_factory
 
@@ -856,6 +856,61 @@ def _booking(t, s):
     t.require(reply.status_code == 200 and reply.headers.get("ETag") == '"2"', "`If-None-Match: \"1\"` after a booking "
               "answers 200 with `ETag: \"2\"`", f"{reply.status_code}, `ETag: {reply.headers.get('ETag')}`",
               "Does `fresh` compare with the version it is given?")
+
+
+# --- exercise 6: a regression test for lost updates ------------------------------------------------------------
+
+ex6 = chapter.exercise(
+    "A regression test for lost updates",
+    hints=[
+        "Read tags from responses: `stale = client.get(url).headers[\"ETag\"]`. Another edit makes it stale: "
+        "`client.patch(url, json={...})` with no `If-Match`. Then send `headers={\"If-Match\": stale}` with the "
+        "`PATCH` the test is about, and look at `response.status_code`.",
+        "\"Changes nothing\" is something to compare: keep `client.get(url).get_json()` just before the refused "
+        "`PATCH`, and assert that a `GET` after it gives the same. For the second test, read the current tag with a "
+        "`GET` just before the `PATCH`.",
+        "`url = add_event(client)`, `stale = client.get(url).headers[\"ETag\"]`, `client.patch(url, json={\"capacity\": "
+        "80})`, `before = client.get(url).get_json()`, `response = client.patch(url, json={\"name\": \"Lost Update\"}, "
+        "headers={\"If-Match\": stale})`, `assert response.status_code == 412`, `assert client.get(url).get_json() == "
+        "before`; and in the second test, `assert response.status_code == 200` after a `PATCH` with the current tag.",
+    ],
+)
+PRECONDITION_TESTS, RESOURCE, CONDITIONAL = "tests/test_event_preconditions.py", "tickethub/events/resource.py", \
+    "tickethub/conditional.py"
+PATCH_CHECK = "        conditional.check_if_match(find_event(event_id).version)\n        try:\n"  # once: in `patch`
+ABORT = "abort(412, description="
+ex6.tests_catch(PRECONDITION_TESTS, hint=(
+    "On the reference, a `PATCH` with the current `If-Match` answers 200 with a new `ETag`, and one with an older tag "
+    "answers 412. Does your test read each tag from a response's `ETag` header, and make the tag stale with another "
+    "`PATCH` first?"), accepts=[
+    Correct("the ETags are opaque tags of another form (`\"ev-3\"`) and the 412 is worded otherwise", CONDITIONAL,
+            "    return f'\"{version}\"'\n", "    return f'\"ev-{version}\"'\n",
+            more=((CONDITIONAL, "contains_weak(str(version))", "contains_weak(f\"ev-{version}\")"),
+                  (CONDITIONAL, "request.if_match.contains(str(version))", "request.if_match.contains(f\"ev-{version}\")"),
+                  (CONDITIONAL, ABORT + "f\"The event has changed", ABORT + "f\"Stale copy; the event has changed")),
+            hint="Does your test write a tag by hand (`'\"1\"'`) or expect a message word for word? An ETag is "
+                 "opaque: read it from a response's `ETag` header. And assert the status, not the wording."),
+], bugs=[
+    Bug("`PATCH` ignores `If-Match`, so a stale edit is saved (200)", RESOURCE, PATCH_CHECK,
+        "        find_event(event_id)\n        try:\n",
+        hint="This `PATCH` saves an edit based on any tag. Does your test send a tag that is stale (another edit "
+             "came after it was read), and assert the status of that `PATCH`?"),
+    Bug("`PATCH` saves the edit first and checks `If-Match` afterwards: it answers 412, but the edit is saved", RESOURCE,
+        PATCH_CHECK, "        version = find_event(event_id).version\n        try:\n",
+        more=((RESOURCE, "            invalid(error)\n        return event, 200,",
+               "            invalid(error)\n        conditional.check_if_match(version)\n        return event, 200,"),),
+        hint="This API answers 412, and yet the stale edit is in the database. Does your test compare the event (a "
+             "`GET`) before and after the refused `PATCH`?"),
+    Bug("a stale `If-Match` is answered 409 Conflict instead of 412", CONDITIONAL, ABORT, "abort(409, description=",
+        hint="Does your test assert the status exactly (`== 412`), not just that the `PATCH` failed?"),
+    Bug("a stale `If-Match` is answered 428 Precondition Required instead of 412", CONDITIONAL, ABORT,
+        "abort(428, description=", hint="Does your test assert the status exactly (`== 412`)? 428 means the header "
+                                       "is missing, which is not the case."),
+    Bug("every `PATCH` with `If-Match` is refused with 412, the one with the current tag too", CONDITIONAL,
+        "if request.if_match and not request.if_match.contains(str(version)):", "if request.if_match:",
+        hint="This API refuses every conditional edit. Does a test send the *current* tag and assert that the "
+             "`PATCH` succeeds (200)?"),
+])
 
 
 setup, reset = chapter.setup, chapter.reset
