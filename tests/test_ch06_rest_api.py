@@ -1,5 +1,7 @@
 """Do chapter 06's checks accept right answers and reject wrong ones? And does the reference API hold its promises?"""
 
+import re
+
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
@@ -55,7 +57,8 @@ def test_every_route_and_error_is_documented_as_problem_details(learner_package,
     assert spec["openapi"].startswith("3.")
     documented = {(path, method) for path, item in spec["paths"].items() for method in item if method != "parameters"}
     for rule in app.url_map.iter_rules():
-        if rule.rule.startswith("/api/v1/") and not rule.endpoint.startswith("api-docs"):
+        # flask-smorest's own pages (the document, Swagger UI) and Swagger UI's files are not part of the API
+        if rule.rule.startswith("/api/v1/") and not rule.endpoint.startswith(("api-docs.", "swagger-ui.")):
             path = rule.rule.replace("<id:", "<").replace("<", "{").replace(">", "}")
             for method in rule.methods - {"HEAD", "OPTIONS"}:
                 assert (path, method.lower()) in documented, (path, method)
@@ -70,6 +73,22 @@ def test_every_route_and_error_is_documented_as_problem_details(learner_package,
                     assert target["content"] == {"application/problem+json": {"schema": {
                         "$ref": "#/components/schemas/Problem"}}}, (path, method, code)
     assert app.test_client().get("/api/v1/docs").status_code == 200
+
+
+def test_swagger_ui_needs_no_internet(learner_package, tmp_path):
+    """Does Swagger UI's page load every file it names from the app itself, none from another host?"""
+    app = _app(learner_package(CHAPTER, "solution"), tmp_path)
+    client = app.test_client()
+    page = client.get("/api/v1/docs").get_data(as_text=True)
+    assert "//" not in "".join(re.findall(r'(?:src|href)="([^"]*)"', page))  # no CDN, no other host
+    files = re.findall(r'(?:src|href)="(/api/v1/docs/static/[^"]+)"', page)
+    assert {f.rsplit("/", 1)[-1] for f in files} == {"swagger-ui.css", "swagger-ui-bundle.js",
+                                                     "swagger-ui-standalone-preset.js"}
+    for file in files:
+        response = client.get(file)
+        assert response.status_code == 200 and len(response.data) > 1000, file
+        response.close()
+    assert client.get("/api/v1/docs/static/no-such-file.js").status_code == 404
 
 
 NUL_REQUESTS = [("post", "/api/v1/venues/", {"json": {"name": "Mill\x00", "city": "Leeds", "capacity": 9}}),
