@@ -505,3 +505,140 @@ def test_fresh_that_raises_is_the_learners_error(project):
     p = project(CHAPTER).edit(CONDITIONAL, "    return request.if_none_match.contains_weak(str(version))\n",
                               "    return bool(request.if_none_match) and request.if_none_match.contains_weak(version.upper())\n")
     assert_rejected(p.check("ex5"), "conditional.py")
+
+
+# --- exercise 6: a regression test for lost updates ----------------------------------------------------------
+
+PRECONDITION_TESTS = "tests/test_event_preconditions.py"
+STALE, CURRENT = "test_a_stale_if_match_is_refused_and_changes_nothing", "test_a_current_if_match_succeeds"
+MADE_STALE = '''    url = add_event(client)
+    stale = client.get(url).headers["ETag"]
+    client.patch(url, json={"capacity": 80})
+    before = client.get(url).get_json()
+    response = client.patch(url, json={"name": "Lost Update", "capacity": 120}, headers={"If-Match": stale})
+'''
+REFUSED = "    assert response.status_code == 412\n"
+UNCHANGED = "    assert client.get(url).get_json() == before\n"
+READ_CURRENT = '''    url = add_event(client)
+    current = client.get(url).headers["ETag"]
+    response = client.patch(url, json={"capacity": 80}, headers={"If-Match": current})
+'''
+SUCCEEDS = "    assert response.status_code == 200\n"
+
+
+def _body(text: str, function: str, body: str) -> str:
+    """`text` with the body of `function` (after its docstring, if any) replaced by `body`."""
+    start = text.index("\n", text.index(f"def {function}(")) + 1
+    if text[start:].lstrip().startswith('"""'):
+        start = text.index('"""\n', text.index('"""', start) + 3) + 4
+    end = text.find("\n\n\n", start)
+    end = len(text) if end == -1 else end + 1
+    return text[:start] + body + text[end:]
+
+
+def _precondition_tests(project, stale: str | None = None, current: str | None = None, extra: str = ""):
+    """Chapter 06's project with the reference test module, one test's body (or both) replaced."""
+    p = project(CHAPTER)
+    text = p.read(PRECONDITION_TESTS)
+    if stale is not None:
+        text = _body(text, STALE, stale)
+    if current is not None:
+        text = _body(text, CURRENT, current)
+    return p.write(PRECONDITION_TESTS, text + extra)
+
+
+def test_the_reference_precondition_tests_pass_on_every_seed(project):
+    """Does the reference test module pass the check whatever the seed?"""
+    assert_outcome(_precondition_tests(project).sweep("ex6"), Outcome.PASS)
+
+
+CLASS_BASED = '''
+
+class TestEditsOfAnEvent:
+    def test_stale_and_current_tags(self, client):
+        created = client.post("/api/v1/events/", json={"name": "Folk Night", "capacity": 50})
+        url, first = created.headers["Location"], created.headers["ETag"]
+        second = client.patch(url, json={"name": "Folk Night II"}, headers={"If-Match": first})
+        assert second.status_code == 200
+        assert client.patch(url, json={"name": "Lost"}, headers={"If-Match": first}).status_code == 412
+        assert client.get(url).get_json()["name"] == "Folk Night II"
+'''
+PARAMETRIZED = '''
+
+@pytest.mark.parametrize("change", [{"name": "Renamed"}, {"capacity": 7}, {"name": "Both", "capacity": 9}])
+def test_any_stale_change_is_refused(client, change):
+    url = add_event(client)
+    stale = client.get(url).headers["ETag"]
+    assert client.patch(url, json={"capacity": 60}).status_code == 200
+    before = client.get(url)
+    response = client.patch(url, json=change, headers={"If-Match": stale})
+    assert response.status_code == 412
+    assert client.get(url).get_json() == before.get_json()
+    assert client.get(url).headers["ETag"] == before.headers["ETag"]
+'''
+
+
+@pytest.mark.parametrize(("stale", "current", "extra"), [
+    # the tag from the POST's own ETag; the fresh PATCH asserted in the same test; the name compared, not all of it
+    ('''    created = client.post("/api/v1/events/", json={"name": "Opera", "capacity": 40})
+    url, old = created.headers["Location"], created.headers["ETag"]
+    assert client.patch(url, json={"name": "Opera Gala"}, headers={"If-Match": old}).status_code == 200
+    response = client.patch(url, json={"name": "Lost"}, headers={"If-Match": old})
+    assert response.status_code == 412
+    assert client.get(url).get_json()["name"] == "Opera Gala"
+''', "    pass\n", ""),
+    (None, None, CLASS_BASED),  # a test class beside the two tests
+    ("    pass\n", "    pass\n", PARAMETRIZED + "\n\ndef test_current(client):\n" + READ_CURRENT + SUCCEEDS),
+], ids=["one-test", "class", "parametrized"])
+def test_precondition_test_alternatives_pass(project, stale, current, extra):
+    """Do tests written another way, that assert what the exercise asks, pass?"""
+    assert_outcome(_precondition_tests(project, stale, current, extra).check("ex6"), Outcome.PASS)
+
+
+@pytest.mark.parametrize(("stale", "current", "expected"), [
+    # read the event's ETag: a tag written by hand fails where ETags look different
+    (MADE_STALE.replace('stale = client.get(url).headers["ETag"]', "stale = '\"1\"'") + REFUSED + UNCHANGED, None,
+     "the ETags count from 0"),
+    (None, READ_CURRENT.replace('current = client.get(url).headers["ETag"]', "current = '\"1\"'") + SUCCEEDS,
+     "Does your test write a tag by hand"),
+    # let someone else change the event, so the tag is stale: a made-up tag misses edits that never change the tag
+    (MADE_STALE.replace('client.get(url).headers["ETag"]', "'\"999\"'") + REFUSED + UNCHANGED, None,
+     "edits no longer change the event's version"),
+    # ... stale: a current tag with 412 expected fails on the reference
+    (MADE_STALE.replace('    client.patch(url, json={"capacity": 80})\n', "") + REFUSED + UNCHANGED, None,
+     f"`{STALE}` failed"),
+    # fails unless that answer is 412: any error will not do
+    (MADE_STALE + "    assert response.status_code >= 400\n" + UNCHANGED, None, "answered 409 Conflict instead of 412"),
+    (MADE_STALE + "    assert response.status_code in (409, 412, 428)\n" + UNCHANGED, None, "answered 409"),
+    (MADE_STALE + "    assert response.status_code != 200\n" + UNCHANGED, None, "answered 409"),
+    # ... and fails when the refused PATCH changed the event
+    (MADE_STALE + REFUSED, None, "checks `If-Match` afterwards"),
+    # ... compared before and after it: "before" read before someone else's edit fails on the reference
+    (MADE_STALE.replace('    before = client.get(url).get_json()\n', "").replace(
+        '    stale = client.get(url).headers["ETag"]\n', '    first = client.get(url)\n    stale = first.headers["ETag"]\n'
+        '    before = first.get_json()\n') + REFUSED + UNCHANGED, None, f"`{STALE}` failed"),
+    # a PATCH with the current tag succeeds: a test without it lets "every If-Match refused" through
+    (None, "    pass\n", "the one with the current tag too"),
+    (None, READ_CURRENT + "    assert response.status_code in (200, 412)\n", "the one with the current tag too"),
+    # ... the current tag: a stale one in the "succeeds" test fails on the reference
+    (None, READ_CURRENT.replace('    response = ', '    client.patch(url, json={"name": "Other"})\n    response = ')
+     + SUCCEEDS, f"`{CURRENT}` failed"),
+    # a test that skips itself checks nothing
+    ("    pytest.skip('later')\n", "    pytest.skip('later')\n", "was skipped"),
+], ids=["hand-written-stale", "hand-written-current", "made-up-stale", "not-stale", "any-error", "409-or-428",
+        "not-200", "no-compare", "compare-too-early", "no-current", "current-or-412", "current-is-stale", "skips"])
+def test_wrong_precondition_tests_fail(project, stale, current, expected):
+    """Is a test that misses one requirement of the exercise rejected, saying which?"""
+    assert_rejected(_precondition_tests(project, stale, current).check("ex6"), expected)
+
+
+@pytest.mark.parametrize(("text", "outcome", "expected"), [
+    ("def test_edit(:\n    pass\n", Outcome.ERROR, f"{PRECONDITION_TESTS}, line 1"),
+    ("from tickethub.conditional import if_match\n\n\ndef test_edit():\n    pass\n", Outcome.FAIL,
+     "cannot import name 'if_match'"),
+    ("def edits_are_safe():\n    assert True\n", Outcome.FAIL, "it defines no test function"),
+    ("def test_edit():\n    while True:\n        pass\n", Outcome.TIMEOUT, f"{PRECONDITION_TESTS}, line 2, in test_edit"),
+], ids=["syntax-error", "bad-import", "no-test", "endless-loop"])
+def test_bad_precondition_test_modules_are_reported(project, text, outcome, expected):
+    """Is a module that is not Python, imports what is not there, holds no test, or loops reported as such?"""
+    assert_outcome(project(CHAPTER).write(PRECONDITION_TESTS, text).check("ex6"), outcome, expected)
