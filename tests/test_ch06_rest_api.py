@@ -102,6 +102,17 @@ def _nul_answers(app) -> list:
             (getattr(client, method)(url, **kwargs) for method, url, kwargs in NUL_REQUESTS)]
 
 
+def test_a_venue_whose_slug_is_taken_is_a_conflict(learner_package, tmp_path):
+    """Is a venue whose name gives a taken slug (chapter 04's `uq_venues_slug`) a 409 problem, not a 500?"""
+    client = _app(learner_package(CHAPTER, "solution"), tmp_path, TESTING=False).test_client()
+    first = client.post("/api/v1/venues/", json={"name": "Café Müller", "city": "Wuppertal", "capacity": 90})
+    assert first.status_code == 201
+    second = client.post("/api/v1/venues/", json={"name": "Cafe Muller", "city": "Wuppertal", "capacity": 90})
+    assert second.status_code == 409 and second.mimetype == "application/problem+json"
+    assert second.get_json()["status"] == 409
+    assert client.get("/api/v1/venues/").get_json()["total"] == 1
+
+
 def test_text_with_nul_is_refused_on_sqlite(learner_package, tmp_path):
     """Is text holding a NUL character refused with 422 (body, query, a repeated key), naming where it was sent?"""
     answers = _nul_answers(_app(learner_package(CHAPTER, "solution"), tmp_path, TESTING=False))
