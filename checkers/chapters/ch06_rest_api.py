@@ -903,10 +903,8 @@ ex6.tests_catch(PRECONDITION_TESTS, hint=(
         hint="This API answers 412, and yet the stale edit is in the database. Does your test compare the event (a "
              "`GET`) before and after the refused `PATCH`?"),
     Bug("a stale `If-Match` is answered 409 Conflict instead of 412", CONDITIONAL, ABORT, "abort(409, description=",
-        hint="Does your test assert the status exactly (`== 412`), not just that the `PATCH` failed?"),
-    Bug("a stale `If-Match` is answered 428 Precondition Required instead of 412", CONDITIONAL, ABORT,
-        "abort(428, description=", hint="Does your test assert the status exactly (`== 412`)? 428 means the header "
-                                       "is missing, which is not the case."),
+        hint="Does your test assert the status exactly (`== 412`), not just that the `PATCH` failed? 409 says the edit "
+             "clashes with the event's state, 428 that `If-Match` is missing; 412 alone says the tag is stale."),
     Bug("edits no longer change the event's version, its `ETag` (the model lost `version_id_col`), so a tag read "
         "before an edit still matches after it", "tickethub/models.py", '\n    __mapper_args__ = {"version_id_col": version}\n',
         "\n", hint="On this API an edit leaves the `ETag` as it was, and a tag read before it is saved over. Does your "
