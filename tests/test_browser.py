@@ -400,3 +400,19 @@ def test_a_chapters_chips_lead_to_their_exercises(page):
                 arg=[panel, number], timeout=10_000)
     finally:
         page.evaluate("id => th.close(id)", panel)
+
+
+def test_an_index_line_opens_its_chapter(page, index):
+    """Does an exercise's title in the index's dashboard open its chapter's notebook, in a browser tab of its own?"""
+    chapter = "02-configuration"
+    page.evaluate("([id, cellId]) => th.show(id, cellId)", [index, "progress"])
+    link = page.locator(f"#{index} a[href^='{chapter}.ipynb#Exercise-2-']")
+    with page.context.expect_page() as opened:
+        link.click()
+    tab = opened.value
+    try:
+        tab.wait_for_load_state()
+        assert f"/lab/tree/notebooks/{chapter}.ipynb" in tab.url
+        tab.wait_for_selector(f".jp-NotebookPanel .jp-MarkdownOutput h2:has-text('Exercise 2 ·')", timeout=90_000)
+    finally:
+        tab.close()

@@ -206,3 +206,12 @@ def test_a_damaged_passed_list_is_set_aside(tmp_path, monkeypatch, capsys):
     (tmp_path / "work" / ".progress.json").write_text('{"version": 2, "chapters": {}, "passed": {"00-welcome": "ex1"}}')
     assert progress.ever_passed() == {}
     assert list((tmp_path / "work").glob(".progress-unreadable-*.json")) and "could not read" in capsys.readouterr().err
+
+
+def test_the_index_links_each_exercise_to_its_chapter():
+    """Does each exercise of the course's dashboard link to its heading in its chapter's notebook, in a tab of its own?"""
+    page = dashboard.Dashboard().html(saved={}, ever={})
+    for chapter in workspace.chapters():
+        for key, title in workspace.checkpoint(chapter)["exercises"].items():
+            heading = f"Exercise {key[2:]} · {title.replace('`', '')}".replace(" ", "-")
+            assert f'<a href="{chapter}.ipynb#{heading}" target="_blank"' in page.replace("&#x27;", "'")

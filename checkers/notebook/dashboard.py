@@ -104,6 +104,13 @@ def _chip(row: Row) -> str:
             f'style="text-decoration:none">{_badge(row, row.exercise.removeprefix("ex") + " ")}</a>')
 
 
+def _link(row: Row) -> str:
+    """The index's line for an exercise: its title, a link that opens its chapter in a browser tab of its own
+    (a widget's link is the browser's: in this tab it would leave JupyterLab, and the index's unsaved work)."""
+    target = html.escape(f"{row.chapter}.ipynb#{anchor(row)}")
+    return f'<a href="{target}" target="_blank" rel="noopener">{_inline(row.title)}</a>'
+
+
 def _chapter_title(chapter: str) -> str:
     return workspace.checkpoint(chapter)["title"]
 
@@ -155,7 +162,7 @@ class Dashboard:
                          f"{html.escape(_chapter_title(name))} · {_passed(mine)}</th></tr>")
             for r in mine:
                 parts.append(f'<tr><td style="padding:1px 8px 1px 4px">{_badge(r, width="10em")}</td>'
-                             f'<td style="text-align:left">{_inline(r.title)}</td></tr>')
+                             f'<td style="text-align:left">{_link(r)}</td></tr>')
         parts.append("</table></div>")
         return "".join(parts)
 
