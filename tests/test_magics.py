@@ -1,5 +1,7 @@
 """Does a kernel's `%%writefile` say what to do when the chapter's project is not set up?"""
+import queue
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,16 +63,24 @@ def impatient_kernel(tmp_path, monkeypatch):
     manager.shutdown_kernel(now=True)
 
 
-def _outputs_until_idle(client, msg_id: str, timeout: float = 30) -> list[str]:
-    texts = []
-    while True:
-        message = client.get_iopub_msg(timeout=timeout)
+def _outputs_until_idle(client, msg_id: str, timeout: float = 30, grace: float = 2) -> list[str]:
+    """The cell's stream output: until the kernel is idle again, and for `grace` seconds after, since
+    ipykernel's IOPub thread may send a busy machine's last output after the idle status."""
+    texts, deadline = [], None
+    while deadline is None or time.monotonic() < deadline:
+        try:
+            message = client.get_iopub_msg(timeout=timeout if deadline is None else max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            if deadline is None:
+                raise
+            break
         if message["parent_header"].get("msg_id") != msg_id:
             continue
         if message["msg_type"] == "stream":
             texts.append(message["content"]["text"])
         if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
-            return texts
+            deadline = time.monotonic() + grace
+    return texts
 
 
 def test_an_endless_loop_says_how_to_stop_it(impatient_kernel):
