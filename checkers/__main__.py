@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     execute = commands.add_parser("execute", help="run solution notebooks and store their outputs")
     execute.add_argument("notebooks", nargs="*", help="solution notebooks (default: all)")
     bench = commands.add_parser("bench", help="time every exercise's check on the reference solution")
+    bench.add_argument("chapters", nargs="*", metavar="CHAPTER",
+                       help="chapters to time, by name or number (default: every chapter)")
     bench.add_argument("--repeat", type=int, default=5, help="checks per exercise (default: 5)")
     bench.add_argument("--grading", action="store_true",
                        help="benchmark the grade command against plain nbconvert instead")
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "merge":
         return run_merge(args.parts, args.out)
     if args.command == "bench":
-        return bench_grading(args.learners) if args.grading else run_bench(args.repeat)
+        return bench_grading(args.learners) if args.grading else run_bench(args.repeat, args.chapters)
     return 2
 
 

@@ -459,3 +459,15 @@ def test_a_project_digest_changes_with_what_a_check_sees(tmp_path):
     (tmp_path / "link").unlink()
     os.mkfifo(tmp_path / "pipe")
     assert workspace.digest(tmp_path) is None
+
+
+def test_a_chapter_loads_the_libraries_its_project_imports_and_not_the_project():
+    """Does loading a chapter in the check server import Alembic and the rest of what the project imports (so each
+    forked check starts warm), read from the checkpoint, without importing any of the project's own modules?"""
+    names = workspace.libraries("06-rest-api")
+    assert {"flask_migrate", "flask_smorest", "sqlalchemy.orm", "webargs.flaskparser"} <= set(names)
+    assert not any(name.split(".")[0] in {"tickethub", "wsgi", "tests", "playground", "migrations"} for name in names)
+    code = ("import sys; from checkers.engine import server; server.load('checkers.chapters.ch06_rest_api'); "
+            "print(sorted(n for n in ('flask_migrate', 'mako.template', 'flask_smorest', 'tickethub') if n in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    assert done.stdout.split() == ["['flask_migrate',", "'flask_smorest',", "'mako.template']"], done.stdout + done.stderr

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from ..paths import SCRUBBED_ENV
-from . import learner, wire
+from . import learner, wire, workspace
 
 # a learner's process is killed this long after it started, whatever it does: longer than any
 # check's hard limit, so only one the judge has abandoned (stuck in C code, say) is ever cut
@@ -59,8 +59,10 @@ def warm(modules: list[str]) -> None:
     """Import Flask and the chapters' code now, so that every forked process has them."""
     for name in ["flask", *modules]:
         try:
-            module = importlib.import_module(name)
-            for warm_up in getattr(getattr(module, "chapter", None), "warm_ups", []):
+            chapter = getattr(importlib.import_module(name), "chapter", None)
+            if chapter is not None:
+                workspace.preload(chapter.name)
+            for warm_up in getattr(chapter, "warm_ups", []):
                 warm_up()
         except Exception as error:  # noqa: BLE001 — a check would say what is wrong; this only warms up
             print(f"checkers: could not preload {name}: {error!r}", file=sys.stderr)

@@ -35,7 +35,7 @@ def load(module: str) -> None:
     _loaded.add(module)
     try:
         chapter = importlib.import_module(module).chapter
-        workspace.checkpoint(chapter.name)
+        workspace.preload(chapter.name)
         for warm_up in chapter.warm_ups:
             warm_up()
     except Exception as error:  # noqa: BLE001 — the check reports it; the server goes on

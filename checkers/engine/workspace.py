@@ -1,6 +1,7 @@
 """Chapter checkpoints and the learner's project folder for each chapter."""
 from __future__ import annotations
 
+import ast
 import datetime
 import functools
 import hashlib
@@ -45,6 +46,38 @@ def files(chapter: str, version: str) -> dict[str, str]:
         for cell in data["cells"]:
             result[cell["path"]] = cell[version]
     return result
+
+
+@functools.cache
+def libraries(chapter: str) -> tuple[str, ...]:
+    """The modules that the chapter's project imports from outside itself (`flask`, `sqlalchemy.orm`, ...).
+
+    Read from the starter files' source, never by importing the project: the course's own record of them.
+    """
+    sources = {path: text for path, text in files(chapter, "starter").items() if path.endswith(".py")}
+    own = {path.split("/")[0].removesuffix(".py") for path in sources}
+    names = set()
+    for text in sources.values():
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module)
+    return tuple(sorted(name for name in names if name.split(".")[0] not in own | {"__future__"}))
+
+
+def preload(chapter: str) -> None:
+    """Import the libraries the chapter's project uses, so that each process forked from this one has them:
+    a check then spends its time on the learner's code, not on importing Alembic once more."""
+    for name in libraries(chapter):
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001, S112 — not installed or broken: the learner's import will say so in the check
+            continue
 
 
 def _order(key: str) -> int:
