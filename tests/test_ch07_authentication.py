@@ -40,6 +40,9 @@ def test_safe_next_alternative_passes(project):
     ("ord(c) < 32", "ord(c) < 31", "control character 31"),
     # nor 127
     (" or ord(c) == 127", "", "a DEL character"),
+    # nor is text beyond ASCII
+    ("not isinstance(target, str) or ", "not isinstance(target, str) or not target.isascii() or ", "café"),
+    ("not isinstance(target, str) or ", "not isinstance(target, str) or not target.isprintable() or ", "bar"),
     # a space is not a control character
     ("ord(c) < 32", "ord(c) <= 32", "jazz night"),
     # kept unchanged

@@ -64,7 +64,8 @@ def _accepts(t, names):
     fallback = _fallback(t)
     page = t.rng.randrange(2, 50)
     for target in ("/", f"/events/{page}", f"/events/?page={page}&sort=-name", f"/{t.word()}#tickets",
-                   "/search?q=jazz night", f"/events/?next=//{EVIL}", "/a:b", "/events/%2F%2Fx"):
+                   "/search?q=jazz night", f"/events/?next=//{EVIL}", "/a:b", "/events/%2F%2Fx",
+                   "/événements/café", "/search?q=caf\u00e9\u00a0bar"):  # text beyond ASCII is not a control character
         call = t.attempt(names.safe_next, target, fallback)
         t.require(call.returned and call.value == target and type(call.value) is str,
                   f"`safe_next({target!r}, {fallback!r})` returns `{target!r}`", call.seen(),
