@@ -471,3 +471,11 @@ def test_a_chapter_loads_the_libraries_its_project_imports_and_not_the_project()
             "print(sorted(n for n in ('flask_migrate', 'mako.template', 'flask_smorest', 'tickethub') if n in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
     assert done.stdout.split() == ["['flask_migrate',", "'flask_smorest',", "'mako.template']"], done.stdout + done.stderr
+
+
+def test_a_new_chapter_declares_its_exercises_before_its_first_build():
+    """Can a chapter with no checkpoint yet declare `ex.defines(...)` (its first build writes the checkpoint)?"""
+    new = Chapter("checkers.chapters.ch98_not_built_yet", "Not built yet")
+    ex = new.exercise("Anything")
+    ex.defines("tickethub.anything.services", functions=["run"])
+    assert ex.steps[0].name.startswith("`tickethub/anything/services.py` defines")

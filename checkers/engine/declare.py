@@ -134,7 +134,10 @@ def _article(word: str) -> str:
 
 def module_file(chapter: str, module: str) -> str:
     """The project file of a module: `tickethub/errors.py`, or `tickethub/__init__.py` for a package."""
-    record = workspace.checkpoint(chapter)
+    try:
+        record = workspace.checkpoint(chapter)
+    except LookupError:  # a new chapter's first build, which writes its checkpoint: a module is a file until then
+        record = {"start": {}, "cells": []}
     known = set(record["start"]) | {c["path"] for c in record["cells"]}
     package = module.replace(".", "/") + "/__init__.py"
     return package if package in known else module.replace(".", "/") + ".py"
