@@ -467,10 +467,17 @@ def _authenticate(t, s):
     t.probe(_count_verifies)
     for email in (_email(t, 12), "", f"{t.word()}\x00@{t.word()}.example", "not an address"):
         before = t.probe(_verified)
-        call = dbkit.attempt(t, s.app, s.names.authenticate, email, password)
+        with dbkit.recording(t, s.check.engine) as seen:
+            call = dbkit.attempt(t, s.app, s.names.authenticate, email, password)
         t.require(call.returned and call.value is None, f"`authenticate({email!r}, ...)`, no such user, returns "
                   "`None`", call.seen(), "Do you return `None` when no user has the email (and look up only an "
                   "address: `EMAIL.fullmatch(email)`)?")
+        looked_up = any(re.search(r"\bFROM users\b", sql, re.I) for sql in seen.sql)
+        t.require(looked_up is (email.count("@") == 1 and "\x00" not in email), f"`authenticate({email!r}, ...)` "
+                  + ("looks the email up" if "@" in email and "\x00" not in email else "sends no query: it is not an "
+                     "address"), "it queried `users`" if looked_up else "no query of `users`",
+                  "Do you look a user up only when `EMAIL.fullmatch(email)`? (PostgreSQL refuses to compare text "
+                  "holding a NUL character: the lookup itself would fail there.)")
         t.require(t.probe(_verified) > before, f"`authenticate({email!r}, ...)` checks the password against "
                   "`dummy_hash()` anyway", "it answered without checking a password",
                   "An unknown email must cost what a wrong password costs, or the time taken tells which emails have "
