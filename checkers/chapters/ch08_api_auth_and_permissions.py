@@ -1,0 +1,338 @@
+"""Checks for chapter 08: API auth and permissions (tokens for the API).
+
+The learner's app comes from `create_app()` on the check's own database, with cheap password hashes and a
+`JWT_SECRET_KEY` the judge chose: the judge inserts the users itself, asks for tokens as an API client does (JSON
+in, JSON out, the token in `Authorization: Bearer`), and decodes each token it gets with PyJWT, knowing the key.
+The tokens it sends that the app did not make (expired ones, ones for a deleted user, ones signed with another
+key or with none) it forges with PyJWT too: no clock is moved, and no check sleeps.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from types import SimpleNamespace as State
+
+import argon2  # noqa: F401  (imported before the check server forks: checks start warm)
+import flask_jwt_extended  # noqa: F401  (the same: the learner's app imports it)
+import jwt as pyjwt
+from argon2 import PasswordHasher
+from flask import Blueprint
+
+from ..engine.judge import show
+from ..notebook.api import Chapter
+from . import dbkit
+from .kit import app_from_factory
+
+USES_DATABASE = True  # tests/test_postgres.py runs this chapter's checks and notebook on PostgreSQL too
+
+chapter = Chapter(__name__, "API auth and permissions")
+chapter.warm_up(dbkit.warm_up)
+
+AUTH = "/api/v1/auth"
+TOKENS, REFRESH, ME = f"{AUTH}/tokens", f"{AUTH}/refresh", f"{AUTH}/me"
+PROBLEM = "application/problem+json"
+USERS = "users"
+ROLES = ("attendee", "organizer", "admin")
+CHEAP = {"ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 16, "ARGON2_PARALLELISM": 1}  # hashes in about a millisecond
+REFRESH_DAYS = 30
+
+
+ex1 = chapter.exercise(
+    "Tokens for the API",
+    hints=[
+        "Flask-JWT-Extended asks you for its callbacks: `user_identity_loader` turns the `User` you pass to "
+        "`create_access_token(identity=user)` into the token's `sub` (text!), `additional_claims_loader` adds claims, "
+        "`user_lookup_loader` turns a valid token back into `current_user`. Each `*_loader` for a refused token "
+        "returns a response: `unauthorized(...)`.",
+        "`unauthorized` builds the answer from chapter 06's `problem(error)` (a `dict`) for a `werkzeug` "
+        "`Unauthorized(detail)`, with `jsonify`, then sets `status_code`, `content_type` (`PROBLEM`) and the header. "
+        "`POST /tokens` calls `services.authenticate`; `/refresh` is `@jwt_required(refresh=True)`, `/me` is "
+        "`@jwt_required()`.",
+        "`return str(user.id)`; `return {\"role\": user.role}`; `return db.session.get(User, int(payload[\"sub\"]))`; "
+        "each loader `return unauthorized(\"...\")`; `user = services.authenticate(credentials[\"email\"], "
+        "credentials[\"password\"])`, `if user is None: return unauthorized(...)`, then `{\"access_token\": "
+        "create_access_token(identity=user), \"refresh_token\": create_refresh_token(identity=user), \"token_type\": "
+        "\"Bearer\"}`; `/me` returns `current_user`.",
+    ],
+)
+ex1.defines("tickethub.auth.tokens", functions=["unauthorized", "identity", "claims", "load_user", "missing_token",
+                                                "invalid_token", "expired_token", "unknown_user"], bp=Blueprint)
+
+
+def _email(t, n: int = 0) -> str:
+    return f"{t.word()}.{t.word()}{n}{t.rng.randrange(10**4)}@{t.word()}.example"
+
+
+def _password(t) -> str:
+    return f"{t.word()} {t.word()} {t.rng.randrange(10**3, 10**4)}"
+
+
+def _user(t, s, role: str, n: int) -> dict:
+    """A user's row, inserted by the judge with a hash it made itself; the row, its id and its password."""
+    password = _password(t)
+    row = {"email": _email(t, n), "password_hash": PasswordHasher(time_cost=1, memory_cost=16, parallelism=1)
+           .hash(password), "role": role}
+    return {**row, "id": dbkit.insert(t, USERS, row)[0], "password": password}
+
+
+def _site(t) -> State:
+    """The learner's app from `create_app()` with the judge's key and lifetimes, on the check's database."""
+    s = State(secret=f"check-{t.word()}-{t.rng.randrange(10**8, 10**9)}-{t.word()}-{t.word()}-key",
+              minutes=t.rng.randrange(5, 60))
+    s.app = app_from_factory(t, {"TESTING": True, "SQLALCHEMY_DATABASE_URI": t.database_url(),
+                                 "SQLALCHEMY_ENGINE_OPTIONS": {}, **CHEAP, "JWT_SECRET_KEY": s.secret,
+                                 "JWT_ACCESS_TOKEN_EXPIRES": s.minutes * 60,
+                                 "JWT_REFRESH_TOKEN_EXPIRES": REFRESH_DAYS * 86400})
+    dbkit.create_tables(t, dbkit.learner_db(t))
+    s.users = [_user(t, s, role, n) for n, role in enumerate(ROLES)]
+    return s
+
+
+def _bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _seen(reply) -> str:
+    """A reply as the feedback shows it: status, content type, challenge, and the start of the body."""
+    challenge = reply.headers.get("WWW-Authenticate")
+    return (f"{reply.status_code}, `Content-Type: {reply.content_type}`"
+            + (f", `WWW-Authenticate: {challenge}`" if challenge else ", no `WWW-Authenticate` header")
+            + reply.excerpt())
+
+
+def _challenged(reply) -> bool:
+    challenge = reply.headers.get("WWW-Authenticate") or ""
+    return challenge.split(" ", 1)[0].split(",", 1)[0] == "Bearer"
+
+
+def _unauthorized(t, reply, what: str, hint: str) -> dict:
+    """Require a 401 in the house format with a Bearer challenge; the problem details."""
+    body = reply.get_json(silent=True) if reply.mimetype == PROBLEM else None
+    t.require(reply.status_code == 401 and isinstance(body, dict) and body.get("status") == 401
+              and type(body.get("title")) is str and type(body.get("detail")) is str and _challenged(reply)
+              and "access_token" not in reply.text,
+              f"{what} answers 401 with problem details (`{PROBLEM}`, `status` 401, a `title` and a `detail`) and "
+              "`WWW-Authenticate: Bearer`", _seen(reply), hint)
+    return body
+
+
+def _decode(t, token, secret: str, what: str) -> dict:
+    """The claims of a token the app made, verified with the judge's key; a failed step if it is not one."""
+    t.require(type(token) is str, f"{what}, a `str`", f"`{show(token)}`",
+              "Do you return what `create_access_token` and `create_refresh_token` return?")
+    try:
+        header = pyjwt.get_unverified_header(token)
+        claims = pyjwt.decode(token, secret, algorithms=["HS256"])
+    except pyjwt.PyJWTError as error:
+        t.fail(f"{what}, a JWT signed with the app's `JWT_SECRET_KEY` (HS256)", f"PyJWT says: {error}",
+               "Do you make it with Flask-JWT-Extended's `create_access_token` / `create_refresh_token`?")
+    t.require(header.get("alg") == "HS256", f"{what} signed with HS256", f"`alg` is `{header.get('alg')}`")
+    return claims
+
+
+def _forge(s, user_id, **changes) -> str:
+    """An access token as Flask-JWT-Extended makes it, signed with the judge's key (or `key`), claims changed."""
+    now = int(time.time())
+    claims = {"fresh": False, "iat": now, "jti": str(uuid.uuid4()), "type": "access", "sub": str(user_id),
+              "nbf": now, "exp": now + 600, "role": "admin"}
+    key, algorithm = changes.pop("key", s.secret), changes.pop("algorithm", "HS256")
+    claims.update(changes)
+    return pyjwt.encode({k: v for k, v in claims.items() if v is not None}, key, algorithm=algorithm)
+
+
+def _tokens(t, s, user: dict, email: str | None = None) -> dict:
+    """POST the user's email and password to /tokens; the JSON body, its shape checked."""
+    reply = t.client(s.app).post(TOKENS, json={"email": user["email"] if email is None else email,
+                                               "password": user["password"]})
+    body = t.json(reply, 200, "the tokens", "Does `post` return the dict of tokens when `services.authenticate(...)` "
+                  "returned a user? (200: a token is not a resource with a URL of its own, so nothing is created.)")
+    t.require(isinstance(body, dict) and set(body) == {"access_token", "refresh_token", "token_type"}
+              and body["token_type"] == "Bearer", "the JSON `{\"access_token\": ..., \"refresh_token\": ..., "
+              "\"token_type\": \"Bearer\"}`", f"`{show(body)}`",
+              "Does `post` return exactly these three keys, `token_type` being `\"Bearer\"`?")
+    return body
+
+
+def _claims_ok(t, claims: dict, user: dict, kind: str, lifetime: int, what: str) -> None:
+    t.require(claims.get("sub") == str(user["id"]), f"{what} names the user: `sub` is `{str(user['id'])!r}`, the "
+              "id as text", f"`sub` is `{show(claims.get('sub'))}`",
+              "Does `identity(user)` return `str(user.id)`? (PyJWT refuses a `sub` that is not text.)")
+    t.require(claims.get("type") == kind, f"{what} is of `type` `{kind!r}`", f"`type` is `{show(claims.get('type'))}`",
+              "Do you make the access token with `create_access_token` and the refresh token with "
+              "`create_refresh_token`?")
+    t.require(claims.get("role") == user["role"], f"{what} carries the user's role: `role` is `{user['role']!r}`",
+              f"`role` is `{show(claims.get('role'))}`" if "role" in claims else "no `role` claim",
+              "Does `claims(user)` return `{\"role\": user.role}`?")
+    exp, iat = claims.get("exp"), claims.get("iat")
+    lived = exp - iat if type(exp) is int and type(iat) is int else None
+    t.require(lived == lifetime, f"{what} lives as long as the config says: `exp - iat` is {lifetime} seconds",
+              f"`exp - iat` is `{show(lived)}`",
+              "Do you leave the lifetime to the config (`JWT_ACCESS_TOKEN_EXPIRES`, `JWT_REFRESH_TOKEN_EXPIRES`), "
+              "without an `expires_delta` of your own?")
+
+
+@ex1.step("`POST /api/v1/auth/tokens` with a user's email and password answers 200 with an access and a refresh "
+          "token, signed with `JWT_SECRET_KEY`, whose `sub` is the user's id as text and whose `role` is theirs",
+          errors={"TypeError": lambda e: "Does `identity(user)` return `str(user.id)`, and `claims(user)` a `dict`?"
+                  if "JSON serializable" in e.message or "sub" in e.message else None})
+def _issue(t, names):
+    s = _site(t)
+    for user in s.users:
+        email = f"  {user['email'].upper()} " if user["role"] == "organizer" else user["email"]
+        body = _tokens(t, s, user, email)
+        _claims_ok(t, _decode(t, body["access_token"], s.secret, "the access token"), user, "access", s.minutes * 60,
+                   "the access token")
+        _claims_ok(t, _decode(t, body["refresh_token"], s.secret, "the refresh token"), user, "refresh",
+                   REFRESH_DAYS * 86400, "the refresh token")
+        user["tokens"] = body
+    return s
+
+
+@ex1.step("a wrong password or an unknown email answers 401, the same problem details for both; bad input gets the "
+          "API's error format (400, 415, 422), never a token")
+def _wrong(t, s):
+    user = s.users[0]
+    hint = ("When `services.authenticate(...)` returns `None`, do you `return unauthorized(...)`, with one message for "
+            "both mistakes (another would tell which emails have accounts)?")
+    answers = []
+    for label, email, password in (("a wrong password", user["email"], user["password"] + "!"),
+                                   ("an unknown email", _email(t, 9), user["password"]),
+                                   ("a password of another user", user["email"], s.users[1]["password"]),
+                                   ("an email of 100 000 characters", "a" * 100_000 + "@b.example", "x" * 100_000)):
+        reply = t.client(s.app).post(TOKENS, json={"email": email, "password": password})
+        body = _unauthorized(t, reply, f"`POST {TOKENS}` with {label}", hint)
+        answers.append((label, body))
+    (first, wrong), (second, unknown) = answers[:2]
+    t.require(wrong == unknown, f"the same answer for {first} and for {second}",
+              f"`{show(wrong)}` and `{show(unknown)}`", hint)
+    cases = [("no body", {}, 422), ("`{}`", {"json": {}}, 422),
+             ("no password", {"json": {"email": user["email"]}}, 422),
+             ("no email", {"json": {"password": user["password"]}}, 422),
+             ("an email that is a number", {"json": {"email": 42, "password": user["password"]}}, 422),
+             ("a password that is `null`", {"json": {"email": user["email"], "password": None}}, 422),
+             ("a list", {"json": [user["email"], user["password"]]}, 422),
+             ("a NUL character in the email", {"json": {"email": user["email"] + "\x00",
+                                                         "password": user["password"]}}, 422),
+             ("an unknown field", {"json": {"email": user["email"], "password": user["password"], "role": "admin"}},
+              422),
+             ("malformed JSON", {"data": '{"email": ', "content_type": "application/json"}, 400),
+             ("a form instead of JSON", {"data": {"email": user["email"], "password": user["password"]}}, 415)]
+    for label, kwargs, status in cases:
+        reply = t.client(s.app).post(TOKENS, **kwargs)
+        body = reply.get_json(silent=True) if reply.mimetype == PROBLEM else None
+        t.require(reply.status_code == status and isinstance(body, dict) and body.get("status") == status
+                  and "access_token" not in reply.text, f"`POST {TOKENS}` with {label} answers {status} with "
+                  "problem details", _seen(reply), "Did you keep the given `@bp.arguments(CredentialsSchema)`? It "
+                  "reads and validates the body before `post` runs.")
+    return s
+
+
+@ex1.step("`GET /api/v1/auth/me` with an access token answers 200 with the user it names: `{\"id\", \"email\", "
+          "\"role\"}`")
+def _me(t, s):
+    hint = ("Is `get` `@jwt_required()`, returning `current_user`, which `load_user` finds by the token's `sub`: "
+            "`db.session.get(User, int(payload[\"sub\"]))`?")
+    forged = {s.users[1]["id"]: _forge(s, s.users[1]["id"], role=s.users[1]["role"])}
+    for user in s.users:
+        for label, token in (("the access token it got", user["tokens"]["access_token"]),
+                             ("an access token the check made", forged.get(user["id"]))):
+            if token is None:
+                continue
+            reply = t.client(s.app).get(ME, headers=_bearer(token))
+            body = t.json(reply, 200, f"the user, for {label}", hint)
+            wanted = {"id": user["id"], "email": user["email"], "role": user["role"]}
+            t.require(body == wanted and type(body.get("id")) is int, f"`GET {ME}` with {label} answers `{wanted}`",
+                      f"`{show(body)}`", hint)
+    return s
+
+
+@ex1.step("every refused token answers 401 with problem details and `WWW-Authenticate: Bearer`: no token, a "
+          "malformed one, another key, `alg: none`, expired, a refresh token, a user who is gone",
+          errors={"AttributeError": lambda e: "Is each protected view `@jwt_required(...)` without `optional=True`? "
+                  "Without a token, `current_user` is `None`." if "'NoneType'" in e.message else None})
+def _refused(t, s):
+    user, other = s.users[0], s.users[2]
+    now = int(time.time())
+    gone = _user(t, s, "organizer", 7)
+    reply = t.client(s.app).post(TOKENS, json={"email": gone["email"], "password": gone["password"]})
+    gone_token = (reply.get_json(silent=True) or {}).get("access_token") if reply.status_code == 200 else None
+    dbkit.write(t, dbkit.sql_op("DELETE FROM users WHERE id = :id", {"id": gone["id"]}))
+    missing = "Is `get` `@jwt_required()`, and does `missing_token` return `unauthorized(...)`?"
+    invalid = "Does `invalid_token` return `unauthorized(...)`? (Flask-JWT-Extended's own answer is a 422.)"
+    cases = [
+        ("no `Authorization` header", {}, missing),
+        ("`Authorization: Bearer` and no token", {"Authorization": "Bearer"}, invalid),
+        ("`Authorization: Basic ...`", {"Authorization": "Basic YWRhOnNlY3JldA=="}, missing),
+        ("a token that is not a JWT", _bearer(t.word()), invalid),
+        ("two words after `Bearer`", {"Authorization": f"Bearer {t.word()} {t.word()}"}, invalid),
+        ("a token of 100 000 characters", _bearer("a" * 100_000), invalid),
+        ("a token signed with another key", _bearer(_forge(s, user["id"], key=s.secret[::-1])), invalid),
+        ("an `alg: none` token (no signature)", _bearer(_forge(s, other["id"], key=None, algorithm="none")), invalid),
+        ("a token whose `sub` is a number", _bearer(_forge(s, user["id"], sub=user["id"])), invalid),
+        ("a token valid only from the future (`nbf`)", _bearer(_forge(s, user["id"], nbf=now + 3600)), invalid),
+        ("a token without `sub`", _bearer(_forge(s, user["id"], sub=None)), invalid),
+        ("the refresh token", _bearer(user["tokens"]["refresh_token"]), invalid),
+        ("a token that expired a second ago", _bearer(_forge(s, user["id"], iat=now - 901, nbf=now - 901,
+                                                             exp=now - 1)),
+         "Does `expired_token` return `unauthorized(...)`?"),
+        ("a token that expired a day ago", _bearer(_forge(s, other["id"], iat=now - 86400, nbf=now - 86400,
+                                                          exp=now - 86400 + 900)),
+         "Does `expired_token` return `unauthorized(...)`?"),
+        ("a token for a user id that does not exist", _bearer(_forge(s, 10**6 + user["id"])),
+         "Does `load_user` return `None` for an id with no row, and `unknown_user` return `unauthorized(...)`?"),
+    ]
+    if gone_token:
+        cases.append(("the token of a user deleted since", _bearer(gone_token),
+                      "Does `load_user` look the user up on every request, and `unknown_user` return `unauthorized(...)`?"))
+    for label, headers, hint in cases:
+        reply = t.client(s.app).get(ME, headers=headers)
+        _unauthorized(t, reply, f"`GET {ME}` with {label}", hint)
+    refresh_cases = [("no token", {}), ("the access token", _bearer(user["tokens"]["access_token"])),
+                     ("a refresh token that expired", _bearer(_forge(s, user["id"], type="refresh", exp=now - 1,
+                                                                     iat=now - 60, nbf=now - 60))),
+                     ("a refresh token signed with another key", _bearer(_forge(s, user["id"], type="refresh",
+                                                                               key=s.secret + "!")))]
+    for label, headers in refresh_cases:
+        reply = t.client(s.app).post(REFRESH, headers=headers)
+        _unauthorized(t, reply, f"`POST {REFRESH}` with {label}",
+                      "Is `post` `@jwt_required(refresh=True)`, which accepts a refresh token and nothing else?")
+    return s
+
+
+@ex1.step("`POST /api/v1/auth/refresh` with a refresh token answers 200 with a new access token, carrying the user's "
+          "role as it is now")
+def _refresh(t, s):
+    hint = ("Is `post` `@jwt_required(refresh=True)`, returning `{\"access_token\": create_access_token(identity="
+            "current_user), \"token_type\": \"Bearer\"}`?")
+    for n, user in enumerate(s.users):
+        if n == 1:  # the role changes after the login: a new access token says what it is now
+            user["role"] = "admin" if user["role"] != "admin" else "attendee"
+            dbkit.update(t, USERS, {"id": user["id"]}, {"role": user["role"]})
+        reply = t.client(s.app).post(REFRESH, headers=_bearer(user["tokens"]["refresh_token"]))
+        body = t.json(reply, 200, "a new access token", hint)
+        t.require(isinstance(body, dict) and set(body) == {"access_token", "token_type"}
+                  and body["token_type"] == "Bearer", "the JSON `{\"access_token\": ..., \"token_type\": \"Bearer\"}`",
+                  f"`{show(body)}`", hint)
+        claims = _decode(t, body["access_token"], s.secret, "the new access token")
+        _claims_ok(t, claims, user, "access", s.minutes * 60, "the new access token" + (
+            ", made after the user's role changed," if n == 1 else ""))
+        me = t.client(s.app).get(ME, headers=_bearer(body["access_token"]))
+        t.json(me, 200, "the user, for the new access token", hint)
+    return s
+
+
+@ex1.step("the three routes are in the OpenAPI document, each with its 200 schema and its 401")
+def _documented(t, s):
+    doc = t.json(t.client(s.app).get("/api/v1/openapi.json"), 200, "the OpenAPI document",
+                 "Did you keep the given `tokens.bp`, registered by `init_auth`?")
+    paths = doc.get("paths") if isinstance(doc, dict) else None
+    for path, method in ((TOKENS, "post"), (REFRESH, "post"), (ME, "get")):
+        operation = ((paths or {}).get(path) or {}).get(method)
+        responses = (operation or {}).get("responses") or {}
+        ok = "200" in responses and "401" in responses and "schema" in str(responses["200"])
+        t.require(ok, f"`{method.upper()} {path}` documented with a 200 response and its schema, and a 401",
+                  f"responses: `{sorted(responses)}`" if operation else "no such operation in the document",
+                  "Did you keep the given `@bp.response(200, ...)` and `@bp.alt_response(401, ...)` decorators?")
+
+
+setup, reset = chapter.setup, chapter.reset

@@ -1,0 +1,175 @@
+"""Do chapter 08's checks accept right answers and reject wrong ones?"""
+
+import pytest
+
+from checkers.engine.outcomes import Outcome
+from conftest import assert_outcome, assert_rejected
+
+CHAPTER = "08-api-auth-and-permissions"
+TOKENS = "tickethub/auth/tokens.py"
+UNAUTHORIZED = '''    response = jsonify(problem(Unauthorized(detail)))
+    response.status_code = 401
+    response.content_type = PROBLEM
+    response.headers["WWW-Authenticate"] = "Bearer"  # RFC 9110: a 401 names the scheme that would be accepted
+    return response
+'''
+LOGIN = '''        user = services.authenticate(credentials["email"], credentials["password"])
+        if user is None:  # one answer for both mistakes: another would tell which emails have accounts
+            return unauthorized("Wrong email or password.")
+        return {"access_token": create_access_token(identity=user),
+                "refresh_token": create_refresh_token(identity=user), "token_type": "Bearer"}
+'''
+LOOKUP = 'return db.session.get(User, int(payload["sub"]))'
+REFRESH_VIEW = '        return {"access_token": create_access_token(identity=current_user), "token_type": "Bearer"}'
+
+
+def test_tokens_alternative_passes(project):
+    """Do tokens answered with `make_response`, a challenge with a realm and an error, a user found with `select`,
+    and a login that aborts through a helper of its own, pass?"""
+    p = (project(CHAPTER)
+         .edit(TOKENS, UNAUTHORIZED, '''    from flask import make_response
+
+    body = problem(Unauthorized(detail))
+    return make_response(body, 401, {"Content-Type": "application/problem+json",
+                                     "WWW-Authenticate": 'Bearer realm="tickethub", error="invalid_token"'})
+''')
+         .edit(TOKENS, LOOKUP, 'return db.session.scalar(db.select(User).where(User.id == int(payload["sub"])))')
+         .edit(TOKENS, "    return str(user.id)", '    return f"{user.id}"')
+         .edit(TOKENS, LOGIN, '''        user = services.authenticate(credentials["email"], credentials["password"])
+        if not user:
+            return unauthorized("The email or the password is wrong.")
+        tokens = dict(token_type="Bearer")
+        tokens["refresh_token"] = create_refresh_token(user)
+        tokens["access_token"] = create_access_token(user)
+        return jsonify(tokens)
+''')
+         .edit(TOKENS, '@jwt_required(refresh=True)', '@jwt_required(refresh=True, locations=["headers"])')
+         .edit(TOKENS, REFRESH_VIEW, '        return jsonify(access_token=create_access_token(current_user), '
+                                     'token_type="Bearer")'))
+    assert_outcome(p.check("ex1"), Outcome.PASS)
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    # `unauthorized`: status 401
+    ("    response.status_code = 401\n", "    response.status_code = 403\n", "403, `Content-Type"),
+    # ... the body `problem(Unauthorized(detail))`
+    ("jsonify(problem(Unauthorized(detail)))", 'jsonify({"msg": detail})', "with problem details"),
+    ("    response = jsonify(problem(Unauthorized(detail)))", "    from werkzeug.exceptions import Forbidden\n"
+     "    response = jsonify(problem(Forbidden(detail)))", "with problem details"),
+    # ... the content type `PROBLEM`
+    ("    response.content_type = PROBLEM\n", "", "`Content-Type: application/json`"),
+    # ... and `WWW-Authenticate: Bearer`
+    ('    response.headers["WWW-Authenticate"] = "Bearer"', "   ", "no `WWW-Authenticate` header"),
+    ('response.headers["WWW-Authenticate"] = "Bearer"', 'response.headers["WWW-Authenticate"] = "Basic"',
+     "`WWW-Authenticate: Basic`"),
+    # `identity(user)`: the user's id as text
+    ("    return str(user.id)", "    return user.id", "Subject must be a string"),
+    ("    return str(user.id)", "    return user.email", "`sub` is"),
+    # `claims(user)`: `{"role": user.role}`
+    ('    return {"role": user.role}', "    return {}", "no `role` claim"),
+    ('    return {"role": user.role}', '    return {"role": "organizer"}', "carries the user's role"),
+    ('    return {"role": user.role}', '    return {"roles": [user.role]}', "no `role` claim"),
+    # `load_user`: the user whose id is `sub`
+    (LOOKUP, "return db.session.scalar(db.select(User).order_by(User.id))", "`GET /api/v1/auth/me` with the access token it got answers `{"),
+    # ... or `None`
+    (LOOKUP, 'return db.session.get(User, int(payload["sub"])) or db.session.scalar(db.select(User))',
+     "a user id that does not exist"),
+    # the four callbacks each answer `unauthorized(...)`
+    ('    return unauthorized("Send an access token: `Authorization: Bearer <token>`.")',
+     '    return {"msg": reason}, 401', "with no `Authorization` header"),
+    ('    return unauthorized(f"This token is invalid: {reason}.")', '    return {"msg": reason}, 422',
+     "`Authorization: Bearer` and no token answers 401"),
+    ('    return unauthorized(f"This token is invalid: {reason}.")',
+     '    return unauthorized(reason) if "Signature" not in reason else ({"msg": reason}, 422)', "another key"),
+    ('    return unauthorized("This token has expired.")', '    return {"msg": "Token has expired"}, 401',
+     "expired a second ago"),
+    ('    return unauthorized("This token\'s user no longer exists.")',
+     '    return {"msg": "no such user"}, 404', "a user id that does not exist"),
+    # `POST /tokens`: `services.authenticate`, 200 with the three keys
+    ('"token_type": "Bearer"}\n\n\n@bp.route', '"token_type": "Bearer"}, 201\n\n\n@bp.route', "answers 200, with the tokens"),
+    ('"token_type": "Bearer"}\n\n\n@bp.route', '"token_type": "bearer"}\n\n\n@bp.route', "\"token_type\": \"Bearer\"}`"),
+    ('"refresh_token": create_refresh_token(identity=user)', '"refresh_token": create_access_token(identity=user)',
+     "the refresh token is of `type` `'refresh'`"),
+    # ... the tokens' lifetimes left to the config
+    ("create_access_token(identity=user),", "create_access_token(identity=user, expires_delta=timedelta(days=1)),",
+     "lives as long as the config says"),
+    # ... a wrong password or an unknown email: `unauthorized(...)`, the same for both
+    ('            return unauthorized("Wrong email or password.")',
+     '            return unauthorized("Wrong password." if db.session.scalar(db.select(User).filter_by(email='
+     'services.normalize_email(credentials["email"]))) else "No account has this email.")',
+     "the same answer for a wrong password and for an unknown email"),
+    ('            return unauthorized("Wrong email or password.")',
+     '            return {"detail": "Wrong email or password."}, 403', "with a wrong password answers 401"),
+    # `POST /refresh`: a refresh token, and nothing else
+    ("    @jwt_required(refresh=True)", "    @jwt_required()", "with the access token answers 401"),
+    ("    @jwt_required(refresh=True)", "    @jwt_required(refresh=True, optional=True)",
+     "without `optional=True`"),
+    # ... a new access token, with the role as it is now
+    (REFRESH_VIEW, '        from flask_jwt_extended import get_jwt\n\n        return {"access_token": create_access_token('
+                   'identity=current_user, additional_claims={"role": get_jwt()["role"]}), "token_type": "Bearer"}',
+     "made after the user's role changed"),
+    (REFRESH_VIEW, '        return {"access_token": create_refresh_token(identity=current_user), "token_type": "Bearer"}',
+     "the new access token is of `type` `'access'`"),
+    # `GET /me`: an access token, and nothing else
+    ("    @jwt_required()", "    @jwt_required(optional=True)", "with no `Authorization` header"),
+    ("    @jwt_required()", "    @jwt_required(refresh=True)", "the user, for the access token it got"),
+    ("    @jwt_required()", '    @jwt_required(verify_type=False)', "with the refresh token answers 401"),
+    # ... `{"id", "email", "role"}` of `current_user`
+    ("        return current_user", '        return {"id": current_user.id, "email": current_user.email}',
+     "answers `{"),
+])
+def test_wrong_tokens_fail(project, old, new, expected):
+    """Is each requirement of exercise 1's text checked, on every seed?"""
+    p = project(CHAPTER).edit(TOKENS, old, new)
+    if "timedelta" in new:
+        p.edit(TOKENS, "import marshmallow as ma\n", "from datetime import timedelta\n\nimport marshmallow as ma\n")
+    assert_rejected(p.check("ex1"), expected)
+
+
+def test_a_login_that_raises_for_an_unknown_email_is_an_error(project):
+    """Is a login that looks the user up with `one()` (which raises for an unknown email) the learner's ERROR, with
+    their line?"""
+    p = project(CHAPTER).edit(TOKENS, LOGIN, '''        user = db.session.execute(db.select(User).filter_by(email=credentials["email"].strip().lower())).scalar_one()
+        if not services.authenticate(credentials["email"], credentials["password"]):
+            return unauthorized("Wrong email or password.")
+        return {"access_token": create_access_token(identity=user),
+                "refresh_token": create_refresh_token(identity=user), "token_type": "Bearer"}
+''')
+    assert_outcome(p.check("ex1"), Outcome.ERROR, "NoResultFound", "tokens.py")
+
+
+def test_the_tokens_blueprint_is_exempt_from_csrf(learner_package):
+    """Does `POST /api/v1/auth/tokens` reach its view without a CSRF token (401 for no such user, not CSRF's 400),
+    while the pages still refuse a POST without one?"""
+    tickethub = learner_package(CHAPTER, "solution")
+    app = tickethub.create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://",
+                                "SQLALCHEMY_ENGINE_OPTIONS": {}, "WTF_CSRF_ENABLED": True})
+    with app.app_context():
+        tickethub.db.db.create_all()
+    client = app.test_client()
+    reply = client.post("/api/v1/auth/tokens", json={"email": "ada@example.com", "password": "correct horse"})
+    assert reply.status_code == 401 and reply.headers["WWW-Authenticate"] == "Bearer", reply.text
+    assert client.post("/auth/login", data={"email": "ada@example.com", "password": "x"}).status_code == 400
+
+
+def test_the_document_describes_bearer_tokens(learner_package):
+    """Does the OpenAPI document name the `bearerAuth` scheme, and ask for it on `/refresh` and `/me` only?"""
+    tickethub = learner_package(CHAPTER, "solution")
+    app = tickethub.create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://", "SQLALCHEMY_ENGINE_OPTIONS": {}})
+    doc = app.test_client().get("/api/v1/openapi.json").get_json()
+    assert doc["components"]["securitySchemes"]["bearerAuth"] == {"type": "http", "scheme": "bearer",
+                                                                  "bearerFormat": "JWT"}
+    assert doc["paths"]["/api/v1/auth/me"]["get"]["security"] == [{"bearerAuth": []}]
+    assert doc["paths"]["/api/v1/auth/refresh"]["post"]["security"] == [{"bearerAuth": []}]
+    assert "security" not in doc["paths"]["/api/v1/auth/tokens"]["post"]
+    assert doc["paths"]["/api/v1/auth/tokens"]["post"]["responses"]["401"] == {
+        "$ref": "#/components/responses/UNAUTHORIZED"}
+
+
+def test_the_starter_app_still_serves_the_api(learner_package):
+    """Does the project right after the setup cell (exercise 1 unsolved) start, and serve chapter 06's API?"""
+    tickethub = learner_package(CHAPTER)
+    app = tickethub.create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://", "SQLALCHEMY_ENGINE_OPTIONS": {}})
+    with app.app_context():
+        tickethub.db.db.create_all()
+    assert app.test_client().get("/api/v1/events/").status_code == 200
