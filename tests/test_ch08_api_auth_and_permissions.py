@@ -173,3 +173,92 @@ def test_the_starter_app_still_serves_the_api(learner_package):
     with app.app_context():
         tickethub.db.db.create_all()
     assert app.test_client().get("/api/v1/events/").status_code == 200
+
+
+POLICY_FILE = "tickethub/auth/policy.py"
+CAN = '''    rule = POLICY.get(action, {}).get(getattr(user, "role", None), DENY)
+    if rule == OWNER:
+        return obj is not None and obj.owner_id == user.id  # None is no one: an id is never None
+    return rule == ALLOW
+'''
+WRAPPER = '''            obj = load(**kwargs) if load is not None else None
+            if not can(current_user, action, obj):
+                abort(403, message=f"Your role ({current_user.role}) may not do {action} here.")
+            return view(*args, **kwargs)
+'''
+
+
+def test_policy_alternative_passes(project):
+    """Do a `can` that returns early for each rule, and a wrapper that calls the view first thing when allowed,
+    pass?"""
+    p = (project(CHAPTER)
+         .edit(POLICY_FILE, CAN, '''    rules = POLICY.get(action) or {}
+    rule = rules.get(user.role) if hasattr(user, "role") else None
+    if rule is None or rule == DENY:
+        return False
+    if rule == ALLOW:
+        return True
+    return getattr(obj, "owner_id", None) == user.id
+''')
+         .edit(POLICY_FILE, WRAPPER, '''            obj = None if load is None else load(**kwargs)
+            if can(current_user, action, obj):
+                return view(*args, **kwargs)
+            abort(403)
+'''))
+    assert_outcome(p.check("ex2"), Outcome.PASS)
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    # `can`: ALLOW is True, DENY is False
+    ("    return rule == ALLOW\n", "    return (rule == ALLOW) or None\n", "returns `False`"),
+    # ... OWNER only when `obj` is not None and `obj.owner_id == user.id`
+    ("        return obj is not None and obj.owner_id == user.id", "        return True", "<no object>)` returns `False`"),
+    ("        return obj is not None and obj.owner_id == user.id", "        return obj.owner_id == user.id",
+     "'NoneType' object has no attribute 'owner_id'"),
+    ("        return obj is not None and obj.owner_id == user.id", "        return obj is not None",
+     "another user's event"),
+    # ... what POLICY says for the role: the admin's column too
+    ('    rule = POLICY.get(action, {}).get(getattr(user, "role", None), DENY)',
+     '    rule = POLICY.get(action, {}).get(user.role, DENY) if user.role != "admin" else OWNER', "<admin"),
+    # ... an unknown action or role is False
+    ('    rule = POLICY.get(action, {}).get(getattr(user, "role", None), DENY)', "    rule = POLICY[action][user.role]",
+     "KeyError"),
+    ('    rule = POLICY.get(action, {}).get(getattr(user, "role", None), DENY)',
+     '    rule = POLICY.get(action, {}).get(user.role, ALLOW)', "'event:publish'"),
+    # the wrapper: `load(**kwargs)` when there is a `load`
+    ("            obj = load(**kwargs) if load is not None else None\n", "            obj = None\n",
+     "(no such event) by an attendee answers 404"),
+    # ... 403 with `abort(403, ...)`
+    ('                abort(403, message=f"Your role ({current_user.role}) may not do {action} here.")',
+     '                abort(404)', "answers 403 with problem details"),
+    ('                abort(403, message=f"Your role ({current_user.role}) may not do {action} here.")',
+     '                return {"message": "forbidden"}, 403', "answers 403 with problem details"),
+    # ... the event first (404), then the permission (403)
+    ("            obj = load(**kwargs) if load is not None else None\n",
+     "            if POLICY[action].get(current_user.role) == DENY:\n                abort(403)\n"
+     "            obj = load(**kwargs) if load is not None else None\n", "(no such event) by an attendee answers 404"),
+    # ... the view, called as it was
+    ("            return view(*args, **kwargs)\n", "            return view(*args)\n", "missing 1 required"),
+    ("            return view(*args, **kwargs)\n", "            view(*args, **kwargs)\n", "did not return a valid response"),
+])
+def test_wrong_policy_fails(project, old, new, expected):
+    """Is each requirement of exercise 2's text checked, on every seed?"""
+    assert_rejected(project(CHAPTER).edit(POLICY_FILE, old, new).check("ex2"), expected)
+
+
+def test_the_migration_chain_matches_the_models(tmp_path, learner_package):
+    """Do migrations 0001 to 0006 build the schema the models describe (events' owner included), and go back down?"""
+    import sqlalchemy as sa
+    from flask_migrate import check, downgrade, upgrade
+
+    tickethub = learner_package(CHAPTER, "solution")
+    app = tickethub.create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'chain.sqlite'}"})
+    with app.app_context():
+        upgrade(directory="migrations")
+        check(directory="migrations")  # exits (SystemExit) if autogenerate would find anything to do
+        engine = app.extensions["sqlalchemy"].engine
+        assert "owner_id" in {c["name"] for c in sa.inspect(engine).get_columns("events")}
+        keys = sa.inspect(engine).get_foreign_keys("events")
+        assert any(k["referred_table"] == "users" and k["constrained_columns"] == ["owner_id"] for k in keys)
+        downgrade(directory="migrations", revision="0005_users")
+        assert "owner_id" not in {c["name"] for c in sa.inspect(engine).get_columns("events")}

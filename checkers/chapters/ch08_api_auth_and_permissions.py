@@ -19,6 +19,7 @@ from argon2 import PasswordHasher
 from flask import Blueprint
 
 from ..engine.judge import show
+from ..engine.learner import probe
 from ..notebook.api import Chapter
 from . import dbkit
 from .kit import app_from_factory
@@ -333,6 +334,124 @@ def _documented(t, s):
         t.require(ok, f"`{method.upper()} {path}` documented with a 200 response and its schema, and a 401",
                   f"responses: `{sorted(responses)}`" if operation else "no such operation in the document",
                   "Did you keep the given `@bp.response(200, ...)` and `@bp.alt_response(401, ...)` decorators?")
+
+
+
+# --- exercise 2: who may do what ------------------------------------------------------------------------
+
+ex2 = chapter.exercise(
+    "Who may do what",
+    requires=[ex1],
+    hints=[
+        "`can` reads one cell of `POLICY`: the rule for `action` and `user.role` (`DENY` when either is missing: "
+        "`.get(..., {})` and `.get(..., DENY)`). `ALLOW` is yes, `DENY` is no, `OWNER` is yes only for an object "
+        "whose `owner_id` is the user's `id`.",
+        "In `wrapper`, `current_user` is the token's user (`@jwt_required()` already refused a request without a "
+        "valid token). Load the object first when there is a `load` (it answers 404 itself), ask `can`, and "
+        "`abort(403, message=...)` on a no; otherwise call the view with the arguments it was given.",
+        "`rule = POLICY.get(action, {}).get(user.role, DENY)`; `if rule == OWNER: return obj is not None and "
+        "obj.owner_id == user.id`; `return rule == ALLOW`. In `wrapper`: `obj = load(**kwargs) if load else None`; "
+        "`if not can(current_user, action, obj): abort(403, message=...)`; `return view(*args, **kwargs)`.",
+    ],
+)
+ex2.defines("tickethub.auth.policy", functions=["can", "requires"])
+ALLOW, OWNER, DENY = "allow", "owner", "deny"
+POLICY = {  # what the exercise's text states, the judge's own copy
+    "event:create": {"attendee": DENY, "organizer": ALLOW, "admin": ALLOW},
+    "event:update": {"attendee": DENY, "organizer": OWNER, "admin": ALLOW},
+    "event:delete": {"attendee": DENY, "organizer": OWNER, "admin": ALLOW},
+    "report:read": {"attendee": DENY, "organizer": ALLOW, "admin": ALLOW},
+}
+EVENTS = "/api/v1/events/"
+
+
+@probe
+def _thing(**attributes):
+    """An object with these attributes, in the learner's process: a user or an event as `can` reads them."""
+    return State(**attributes)
+
+
+def _expected(role: str, action: str, user_id: int, owner_id) -> bool:
+    rule = POLICY.get(action, {}).get(role, DENY)
+    return rule == ALLOW or (rule == OWNER and owner_id is not None and owner_id == user_id)
+
+
+@ex2.step("`can(user, action, obj)` answers what `POLICY` says for every role, action and object: `OWNER` only for "
+          "the user's own, and no for an unknown action or role")
+def _can(t, names):
+    user_id = t.rng.randrange(2, 10**5)
+    objects = {"no object": None, "their own event": user_id, "another user's event": user_id + 1,
+               "an event with no owner": "none"}
+    for role in (*ROLES, "superuser"):
+        user = t.probe(_thing, role=role, id=user_id)
+        for action in (*POLICY, "event:publish"):
+            for label, owner in objects.items():
+                obj = None if owner is None else t.probe(_thing, owner_id=None if owner == "none" else owner)
+                wanted = _expected(role, action, user_id, None if owner in (None, "none") else owner)
+                call = t.attempt(names.can, user, action, obj)
+                t.require(call.returned and call.value is wanted, f"`can(<{role} {user_id}>, {action!r}, <{label}>)` "
+                          f"returns `{wanted}`", call.seen(),
+                          "Do you read `POLICY.get(action, {}).get(user.role, DENY)`, and allow `OWNER` only when "
+                          "`obj` is not `None` and `obj.owner_id == user.id`?")
+    return names
+
+
+def _event_row(t, owner_id) -> int:
+    row = {"name": f"{t.word().title()} night", "capacity": 50, "seats_left": 50, "owner_id": owner_id}
+    return dbkit.insert(t, "events", row)[0]
+
+
+@ex2.step("through the API, for every role, action and owner: 401 without a token, 404 for no such event, 403 for "
+          "a role (or a non-owner) that may not, and the change made for one that may")
+def _matrix(t, names):
+    s = _site(t)
+    s.users.append(_user(t, s, "organizer", 5))  # another organizer: a non-owner
+    people = {"an attendee": s.users[0], "the owner, an organizer": s.users[1], "another organizer": s.users[3],
+              "an admin": s.users[2], "no one (no token)": None}
+    owner = s.users[1]["id"]
+    for who, user in people.items():
+        headers = _bearer(_forge(s, user["id"])) if user else {}
+        role = user["role"] if user else None
+        client = t.client(s.app)
+        # create
+        name = f"{t.word().title()} {t.rng.randrange(100)}"
+        reply = client.post(EVENTS, json={"name": name, "capacity": 20}, headers=headers)
+        may = user is not None and _expected(role, "event:create", user["id"], None)
+        wanted = 201 if may else (401 if user is None else 403)
+        _answered(t, reply, wanted, f"`POST {EVENTS}` by {who}")
+        if may:
+            rows = dbkit.rows(t, "events", name=name)
+            t.require(len(rows) == 1 and rows[0]["owner_id"] == user["id"], f"the new event owned by {who} "
+                      f"(`owner_id` {user['id']})", f"rows: `{rows}`", "Do you call the view as it was called, "
+                      "`view(*args, **kwargs)`? (The given `post` stores `current_user.id` as the owner.)")
+        # update and delete, on the owner's event and on one with no owner, and on no event at all
+        for label, owner_id in (("the owner's event", owner), ("an event with no owner", None)):
+            for action, method in (("event:update", "patch"), ("event:delete", "delete")):
+                event_id = _event_row(t, owner_id)
+                may = user is not None and _expected(role, action, user["id"], owner_id)
+                wanted = (200 if method == "patch" else 204) if may else (401 if user is None else 403)
+                kwargs = {"json": {"name": "Renamed"}} if method == "patch" else {}
+                reply = getattr(client, method)(f"{EVENTS}{event_id}", headers=headers, **kwargs)
+                what = f"`{method.upper()} {EVENTS}{event_id}` ({label}) by {who}"
+                _answered(t, reply, wanted, what)
+                row = dbkit.one(t, "events", event_id)
+                changed = row is None if method == "delete" else (row or {}).get("name") == "Renamed"
+                t.require(changed is may, f"{what}: the event {'changed' if may else 'left as it was'}",
+                          f"it was {'changed' if changed else 'left as it was'}",
+                          "Do you call the view only after `can(...)` said yes, and `abort(403)` before it otherwise?")
+        missing = 10**6 + t.rng.randrange(1000)
+        reply = client.patch(f"{EVENTS}{missing}", json={"name": "Renamed"}, headers=headers)
+        _answered(t, reply, 401 if user is None else 404, f"`PATCH {EVENTS}{missing}` (no such event) by {who}")
+
+
+def _answered(t, reply, status: int, what: str) -> None:
+    body = reply.get_json(silent=True)
+    problem = status >= 400
+    t.require(reply.status_code == status and (not problem or (reply.mimetype == PROBLEM and isinstance(body, dict)
+              and body.get("status") == status)), f"{what} answers {status}" + (" with problem details" if problem
+              else ""), _seen(reply),
+              "Is the order: a token (`@jwt_required()`, 401), then the event (`load(**kwargs)`, 404), then "
+              "`can(current_user, action, obj)` (403 with `abort(403, ...)`)?")
 
 
 setup, reset = chapter.setup, chapter.reset
