@@ -262,3 +262,74 @@ def test_the_migration_chain_matches_the_models(tmp_path, learner_package):
         assert any(k["referred_table"] == "users" and k["constrained_columns"] == ["owner_id"] for k in keys)
         downgrade(directory="migrations", revision="0005_users")
         assert "owner_id" not in {c["name"] for c in sa.inspect(engine).get_columns("events")}
+
+
+TOKEN_TESTS = "tests/test_tokens.py"
+EDGE = '''        clock.shift(timedelta(minutes=14, seconds=59))
+        assert me(client, access).status_code == 200
+        clock.shift(timedelta(seconds=1))
+'''
+
+
+def test_token_tests_alternative_passes(project):
+    """Do tests written otherwise (the clock moved with `travel` calls of their own, parametrised edges, the claim
+    read with PyJWT) pass?"""
+    p = project(CHAPTER).edit(TOKEN_TESTS, '''def test_an_access_token_works_for_15_minutes_and_not_a_second_more(client):
+    with time_machine.travel(T0, tick=False) as clock:
+        access = log_in(client)["access_token"]
+        assert me(client, access).status_code == 200
+''' + EDGE + '''        reply = me(client, access)
+''', '''@pytest.mark.parametrize("later, works", [(timedelta(0), True), (timedelta(seconds=899), True),
+                                           (timedelta(seconds=900), False), (timedelta(hours=2), False)])
+def test_an_access_token_works_for_15_minutes_and_not_a_second_more(client, later, works):
+    with time_machine.travel(T0, tick=False):
+        access = log_in(client)["access_token"]
+    with time_machine.travel(T0 + later, tick=False):
+        reply = me(client, access)
+    if works:
+        assert reply.status_code == 200
+        return
+    with time_machine.travel(T0 + later, tick=False):
+        reply = me(client, access)
+''').edit(TOKEN_TESTS, '''    with app.app_context():
+        assert decode_token(access)["role"] == "organizer"
+''', '''    import jwt
+
+    claims = jwt.decode(access, app.config["JWT_SECRET_KEY"], algorithms=["HS256"])
+    assert claims["role"] == "organizer"
+''')
+    assert_outcome(p.check("ex3"), Outcome.PASS)
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    # works until 15 minutes have passed (the edge: a lifetime of 16 minutes)
+    (EDGE, "        clock.shift(timedelta(hours=1))\n", "access tokens live a second too long"),
+    ("        clock.shift(timedelta(minutes=14, seconds=59))\n        assert me(client, access).status_code == 200\n",
+     "        clock.shift(timedelta(minutes=14, seconds=59))\n", "access tokens live 10 minutes"),
+    # ... refused at 15 minutes: 401, problem details, `WWW-Authenticate: Bearer`
+    ("        assert reply.status_code == 401\n        assert reply.mimetype", "        assert reply.status_code != 200\n"
+     "        assert reply.mimetype", "answered 403"),
+    ('        assert reply.mimetype == "application/problem+json"\n        assert reply.headers["WWW-Authenticate"]'
+     '.startswith("Bearer")\n\n\ndef test_a_refresh', "\n\ndef test_a_refresh", "as `application/json`"),
+    # ... with the clock under control, not a fixed lifetime in the token alone
+    (EDGE + "        reply = me(client, access)\n        assert reply.status_code == 401\n",
+     "        claims = __import__(\"jwt\").decode(access, options={\"verify_signature\": False})\n"
+     "        assert claims[\"exp\"] - claims[\"iat\"] == 900\n        return\n", "an hour of leeway"),
+    # a refresh token gets a new access token, days later
+    ("        clock.shift(timedelta(days=29))\n", "        clock.shift(timedelta(minutes=1))\n",
+     "refresh tokens expire with the access token"),
+    # a refresh token is refused as an access token
+    ('def test_a_refresh_token_is_refused_as_an_access_token(client):', "def refresh_as_access(client):",
+     "a refresh token is accepted as an access token"),
+    # the access token carries the role
+    ('def test_the_access_token_carries_the_role(app, client):', "def role_claim(app, client):", "tokens carry no role"),
+    # what must stay true, not how it is done: a realm, other words, more claims
+    ('        assert reply.headers["WWW-Authenticate"].startswith("Bearer")\n\n\ndef test_a_refresh',
+     '        assert reply.headers["WWW-Authenticate"] == "Bearer"\n\n\ndef test_a_refresh', "names a realm"),
+    ('        assert decode_token(access)["role"] == "organizer"\n',
+     '        claims = decode_token(access)\n        assert set(claims) - {"csrf", "exp", "fresh", "iat", "jti", "nbf", '
+     '"sub", "type"} == {"role"}\n', "carry the email too"),
+])
+def test_weak_token_tests_fail(project, old, new, expected):
+    """Is a test that misses one of the seeded bugs, or tests how the code is written today, refused?"""
+    assert_rejected(project(CHAPTER).edit(TOKEN_TESTS, old, new).check("ex3"), expected)

@@ -20,7 +20,7 @@ from flask import Blueprint
 
 from ..engine.judge import show
 from ..engine.learner import probe
-from ..notebook.api import Chapter
+from ..notebook.api import Bug, Chapter, Correct
 from . import dbkit
 from .kit import app_from_factory
 
@@ -452,6 +452,79 @@ def _answered(t, reply, status: int, what: str) -> None:
               else ""), _seen(reply),
               "Is the order: a token (`@jwt_required()`, 401), then the event (`load(**kwargs)`, 404), then "
               "`can(current_user, action, obj)` (403 with `abort(403, ...)`)?")
+
+
+# --- exercise 3: a test for tokens --------------------------------------------------------------------------
+
+ex3 = chapter.exercise(
+    "A test for tokens",
+    hints=[
+        "Log in inside `with time_machine.travel(T0, tick=False) as clock:`, use the token, then `clock.shift(...)` "
+        "and use it again: the app's clock, and PyJWT's, moved with it.",
+        "A lifetime has two edges: the token must still work just before 15 minutes (`timedelta(minutes=14, "
+        "seconds=59)`) and be refused at 15. Check how it is refused (401, `application/problem+json`, a "
+        "`WWW-Authenticate` that starts with `Bearer`), and shift days for the refresh token.",
+        "`clock.shift(timedelta(minutes=14, seconds=59))`; `assert me(client, access).status_code == 200`; "
+        "`clock.shift(timedelta(seconds=1))`; `reply = me(client, access)`; `assert reply.status_code == 401`; "
+        "`assert reply.mimetype == \"application/problem+json\"`; `assert reply.headers[\"WWW-Authenticate\"]."
+        "startswith(\"Bearer\")`; and `clock.shift(timedelta(days=29))` before the refresh.",
+    ],
+)
+TOKEN_TESTS, CONFIG_PY, TOKENS_PY = "tests/test_tokens.py", "tickethub/config.py", "tickethub/auth/tokens.py"
+ACCESS_LIFETIME = "    JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=15)\n"
+REFRESH_LIFETIME = "    JWT_REFRESH_TOKEN_EXPIRES = timedelta(days=30)\n"
+EXPIRED = '    return unauthorized("This token has expired.")\n'
+ex3.tests_catch(TOKEN_TESTS, hint=(
+    "On the reference, an access token works for 15 minutes and is refused with 401 at 15, and a refresh token works "
+    "for 30 days. Do your tests log in inside `time_machine.travel(T0, tick=False)` and move the clock with "
+    "`clock.shift(...)`?"), accepts=[
+    Correct("a refused token's challenge names a realm (`Bearer realm=\"tickethub\"`), an expired one is worded "
+            "otherwise, and tokens carry the email too", TOKENS_PY,
+            'response.headers["WWW-Authenticate"] = "Bearer"',
+            'response.headers["WWW-Authenticate"] = \'Bearer realm="tickethub"\'',
+            more=((TOKENS_PY, EXPIRED, '    return unauthorized("Your token is too old: refresh it.")\n'),
+                  (TOKENS_PY, '    return {"role": user.role}\n', '    return {"role": user.role, "email": user.email}\n')),
+            hint="Does a test compare the whole `WWW-Authenticate` header, a `detail`'s words, or every claim? What "
+                 "must stay true is 401, problem details, a challenge that starts with `Bearer`, and the `role` claim."),
+], bugs=[
+    Bug("access tokens live a second too long, 15 minutes and 1 second", CONFIG_PY, ACCESS_LIFETIME,
+        "    JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=15, seconds=1)\n",
+        hint="Does a test move the clock to exactly 15 minutes after the login, and assert 401 there?"),
+    Bug("access tokens live 10 minutes, not 15", CONFIG_PY, ACCESS_LIFETIME,
+        "    JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=10)\n",
+        hint="A lifetime has two edges: does a test use the token just before 15 minutes, and assert 200?"),
+    Bug("an hour of leeway: an expired token is still accepted for an hour", CONFIG_PY, REFRESH_LIFETIME,
+        REFRESH_LIFETIME + "    JWT_DECODE_LEEWAY = 3600\n",
+        hint="The token's `exp` is right; the check of it is lax. Does a test use the token after 15 minutes?"),
+    Bug("an expired token is answered 422, Flask-JWT-Extended's kind of answer for a bad token", TOKENS_PY, EXPIRED,
+        '    return {"msg": "Token has expired"}, 422\n',
+        hint="Does a test assert that an expired token gets 401, not just \"not 200\"?"),
+    Bug("an expired token is answered 401 with a challenge, but with `{\"msg\": ...}` as `application/json`",
+        TOKENS_PY, EXPIRED, '    return {"msg": "Token has expired"}, 401, {"WWW-Authenticate": "Bearer"}\n',
+        hint="Does a test check that the expired token's answer is problem details, `application/problem+json`?"),
+    Bug("an expired token is answered with problem details but no `WWW-Authenticate` challenge", TOKENS_PY, EXPIRED,
+        '    response = unauthorized("This token has expired.")\n    del response.headers["WWW-Authenticate"]\n'
+        "    return response\n",
+        hint="Does a test assert that the expired token's answer has a `WWW-Authenticate` header starting with "
+             "`Bearer`?"),
+    Bug("an expired token is answered 403, problem details and challenge included", TOKENS_PY, EXPIRED,
+        '    response = unauthorized("This token has expired.")\n    response.status_code = 403\n'
+        "    return response\n",
+        hint="Does a test assert the status of the expired token's answer, 401?"),
+    Bug("a refresh token is accepted as an access token", TOKENS_PY, "    @jwt_required()\n",
+        "    @jwt_required(verify_type=False)\n",
+        hint="Does a test send the refresh token to `/api/v1/auth/me` and assert 401?"),
+    Bug("refresh tokens expire with the access token, after 15 minutes", CONFIG_PY, REFRESH_LIFETIME,
+        "    JWT_REFRESH_TOKEN_EXPIRES = timedelta(minutes=15)\n",
+        hint="A refresh token is for later: does a test refresh after the access token expired (days later)?"),
+    Bug("`/refresh` answers a new refresh token as its `access_token`", TOKENS_PY,
+        '{"access_token": create_access_token(identity=current_user)',
+        '{"access_token": create_refresh_token(identity=current_user)',
+        hint="Does a test use the access token that `/refresh` answered, on `/me`?"),
+    Bug("tokens carry no role", TOKENS_PY, '    return {"role": user.role}\n', "    return {}\n",
+        hint="`/me` reads the role from the database; does a test read the token's own `role` claim, with "
+             "`decode_token`?"),
+])
 
 
 setup, reset = chapter.setup, chapter.reset
