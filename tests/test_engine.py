@@ -479,3 +479,14 @@ def test_a_new_chapter_declares_its_exercises_before_its_first_build():
     ex = new.exercise("Anything")
     ex.defines("tickethub.anything.services", functions=["run"])
     assert ex.steps[0].name.startswith("`tickethub/anything/services.py` defines")
+
+
+def test_only_an_exercise_of_test_runs_alone_is_seed_free():
+    """Is an exercise of `tests_catch` steps alone seed-free (no sweep needed), and one with a step of its own not?"""
+    new = Chapter("checkers.chapters.ch97_seed_free", "Seed free")
+    alone, more, plain = new.exercise("Tests"), new.exercise("Tests and more"), new.exercise("Plain")
+    for ex in (alone, more):
+        ex.tests_catch("tests/test_x.py", bugs=[Bug("a bug", "x.py", "a", "b")])
+    more.step("a step of its own, which may draw from the seed")(lambda t, state: state)
+    plain.step("a plain step")(lambda t, state: state)
+    assert alone.seed_free and not more.seed_free and not plain.seed_free

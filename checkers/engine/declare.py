@@ -54,10 +54,17 @@ class Exercise:
         self.steps: list[StepDeclaration] = []
         self.budget = SOFT_TIMEOUT  # seconds of the learner's code this exercise's check may run
         self.tests: str | None = None  # the file of the learner's tests, for an exercise declared by `tests_catch`
+        self._catch_steps = 0
 
     @property
     def number(self) -> str:
         return self.key.removeprefix("ex")
+
+    @property
+    def seed_free(self) -> bool:
+        """Can no seed change its verdict? So for an exercise of `tests_catch` steps alone: they run the learner's
+        tests on fixed variants of the reference and draw nothing (a sweep of seeds would repeat one run)."""
+        return self.tests is not None and len(self.steps) == self._catch_steps
 
     def step(self, name: str, errors: dict[str, str | Callable] | None = None):
         """Declare the next step; `errors` maps an exception's type name to a targeted hint (see `StepDeclaration`).
@@ -122,6 +129,7 @@ class Exercise:
         self.tests = path
         for name, function in catch.steps(self, path, list(bugs), list(accepts), hint):
             self.steps.append(StepDeclaration(name, function))
+        self._catch_steps = len(self.steps)
         runs = 1 + len(accepts) + len(bugs)
         self.budget = (SOFT_TIMEOUT + testrun.start_time()) * runs + SOFT_TIMEOUT  # each run's, and the rest's
         if testrun.warm_up not in self.chapter.warm_ups:
