@@ -4,6 +4,9 @@ Chapter test modules (test_chNN_topic.py) add what is particular to each exercis
 alternative correct answer, and the plausible wrong answers that must fail.
 """
 import importlib
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -54,3 +57,14 @@ def test_warm_ups_run_cleanly(chapter):
     """Does each chapter's warm-up (run by the server before it forks, where a failure is only logged) work?"""
     for warm_up in importlib.import_module(module_name(chapter)).chapter.warm_ups:
         warm_up()
+
+
+@pytest.mark.parametrize("chapter", [c for c in workspace.chapters()
+                                     if any(p.startswith("tests/") for p in workspace.files(c, "solution"))])
+def test_the_reference_project_passes_its_own_tests(tmp_path, chapter):
+    """Does each chapter's finished project pass every test in its `tests/` folder, the learner's earlier ones too?"""
+    workspace.write_files(tmp_path, workspace.files(chapter, "solution"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TICKETHUB_", "FLASK_")) and k != "DATABASE_URL"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "tests"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
