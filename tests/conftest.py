@@ -195,6 +195,29 @@ def learner_package(tmp_path, monkeypatch):
     forget()
 
 
+@pytest.fixture
+def migrated(tmp_path, learner_package):
+    """`migrated("07-authentication")`: the chapter's finished app on a new SQLite file, brought up through every
+    migration and compared with the models (`flask db check` exits if autogenerate would find anything to do).
+    Returns its engine, inside an app context that lasts as long as the test; `downgrade` it from there."""
+    from flask_migrate import check, upgrade
+
+    contexts = []
+
+    def make(chapter: str):
+        app = learner_package(chapter, "solution").create_app(
+            {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'chain.sqlite'}"})
+        contexts.append(app.app_context())
+        contexts[-1].push()
+        upgrade(directory="migrations")
+        check(directory="migrations")
+        return app.extensions["sqlalchemy"].engine
+
+    yield make
+    for context in reversed(contexts):
+        context.pop()
+
+
 def assert_rejected(result: Result | list[Result], expected: str) -> None:
     """Assert that a wrong answer fails (or errors) with `expected` in its feedback, and nothing
     of the checker's own: no traceback, temporary path, checker file or memory address.

@@ -84,21 +84,16 @@ def test_starters_import_and_the_factory_works(learner_package):
     assert {"/api/events/overview", "/api/events/<int:event_id>/detail", "/api/reports/sales"} <= rules
 
 
-def test_the_migration_chain_matches_the_models(tmp_path, learner_package):
+def test_the_migration_chain_matches_the_models(migrated):
     """Do migrations 0001 to 0004 build the schema the models describe, and go back down to nothing?"""
-    from flask_migrate import check, downgrade, upgrade
+    from flask_migrate import downgrade
 
-    tickethub = learner_package(CHAPTER, "solution")
-    app = tickethub.create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'chain.sqlite'}"})
-    with app.app_context():
-        upgrade(directory="migrations")
-        check(directory="migrations")  # exits (SystemExit) if autogenerate would find anything to do
-        engine = app.extensions["sqlalchemy"].engine
-        inspector = sa.inspect(engine)
-        assert {i["name"] for i in inspector.get_indexes("bookings")} >= {"ix_bookings_email"}
-        assert "version" in {c["name"] for c in inspector.get_columns("events")}
-        downgrade(directory="migrations", revision="base")
-        assert set(sa.inspect(engine).get_table_names()) == {"alembic_version"}
+    engine = migrated(CHAPTER)
+    inspector = sa.inspect(engine)
+    assert {i["name"] for i in inspector.get_indexes("bookings")} >= {"ix_bookings_email"}
+    assert "version" in {c["name"] for c in inspector.get_columns("events")}
+    downgrade(directory="migrations", revision="base")
+    assert set(sa.inspect(engine).get_table_names()) == {"alembic_version"}
 
 
 # --- exercise 1: the overview ----------------------------------------------------------------------------

@@ -246,22 +246,17 @@ def test_wrong_policy_fails(project, old, new, expected):
     assert_rejected(project(CHAPTER).edit(POLICY_FILE, old, new).check("ex2"), expected)
 
 
-def test_the_migration_chain_matches_the_models(tmp_path, learner_package):
+def test_the_migration_chain_matches_the_models(migrated):
     """Do migrations 0001 to 0006 build the schema the models describe (events' owner included), and go back down?"""
     import sqlalchemy as sa
-    from flask_migrate import check, downgrade, upgrade
+    from flask_migrate import downgrade
 
-    tickethub = learner_package(CHAPTER, "solution")
-    app = tickethub.create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'chain.sqlite'}"})
-    with app.app_context():
-        upgrade(directory="migrations")
-        check(directory="migrations")  # exits (SystemExit) if autogenerate would find anything to do
-        engine = app.extensions["sqlalchemy"].engine
-        assert "owner_id" in {c["name"] for c in sa.inspect(engine).get_columns("events")}
-        keys = sa.inspect(engine).get_foreign_keys("events")
-        assert any(k["referred_table"] == "users" and k["constrained_columns"] == ["owner_id"] for k in keys)
-        downgrade(directory="migrations", revision="0005_users")
-        assert "owner_id" not in {c["name"] for c in sa.inspect(engine).get_columns("events")}
+    engine = migrated(CHAPTER)
+    assert "owner_id" in {c["name"] for c in sa.inspect(engine).get_columns("events")}
+    keys = sa.inspect(engine).get_foreign_keys("events")
+    assert any(k["referred_table"] == "users" and k["constrained_columns"] == ["owner_id"] for k in keys)
+    downgrade(directory="migrations", revision="0005_users")
+    assert "owner_id" not in {c["name"] for c in sa.inspect(engine).get_columns("events")}
 
 
 TOKEN_TESTS = "tests/test_tokens.py"
